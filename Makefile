@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SCALE  ?= paper
+LAUNCHER ?=
+LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER),)
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+
+.PHONY: install demo test lint bench clean-runs
+
+install: $(VENV)/.installed
+
+# torch is pinned first: an unpinned torch pulls several GB of CUDA packages; with 2.13.0 in place,
+# the project's range installs nothing more.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(PY) -m runs.train -m +experiment=demo method=adjoint norm=default,seminorm seed=0,1 $(LAUNCH)
+	$(PY) -m runs.train -m +experiment=demo method=direct seed=0,1 $(LAUNCH)
+	$(PY) -m analysis.table runs/demo
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -n 2
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) -m runs.bench
+
+clean-runs:
+	rm -rf runs/single runs/sweep runs/demo

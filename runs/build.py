@@ -1,0 +1,158 @@
+"""Config -> task, gradient method, optimiser: the one place that joins `tasks` and `solvers`.
+
+Everything a config can get wrong is caught here, before training, as a `ConfigError` whose message is one
+sentence naming the key: unknown keys, wrong value types (checked against the constructor's type hints),
+impossible combinations (checked by the classes themselves).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from solvers.base import GradientMethod, SolverSpec
+from tasks.base import Task
+
+# Keys of a config group that describe it rather than being constructor arguments.
+_META_KEYS = ("_target_", "name")
+# Arguments the harness supplies itself.
+_TASK_FIXED = ("seed", "device", "dtype")
+_METHOD_FIXED = ("solver", "norm")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message is one sentence for the user."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} was asked for, but CUDA is not available here; use device=auto or cpu")
+    return device
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    dtypes = {"float32": torch.float32, "float64": torch.float64}
+    if name not in dtypes:
+        raise ConfigError(f"dtype={name!r} is not supported; choose one of {', '.join(dtypes)}")
+    return dtypes[name]
+
+
+def _import(target: str, group: str) -> type:
+    module_name, _, attr = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{group}._target_={target!r} cannot be imported ({exc})") from None
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, Sequence) or hint in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if origin in (dict, Mapping) or hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def instantiate(node: DictConfig, group: str, fixed: Sequence[str], **supplied: Any) -> Any:
+    """Build `node._target_` from the node's keys, checking names and types against its constructor."""
+    if "_target_" not in node:
+        raise ConfigError(f"{group} has no _target_ naming the class to build")
+    cls = _import(node._target_, group)
+    kwargs = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in _META_KEYS}
+    params = inspect.signature(cls.__init__).parameters
+    hints = typing.get_type_hints(cls.__init__)
+    accepted = [p for p in params if p != "self" and p not in fixed]
+    for key, value in kwargs.items():
+        if key not in accepted:
+            raise ConfigError(
+                f"{group}.{key} is not a setting of {cls.__name__}; its settings are: {', '.join(accepted)}"
+            )
+        hint = hints.get(key, inspect.Parameter.empty)
+        if not _matches(value, hint):
+            raise ConfigError(f"{group}.{key} must be {_type_name(hint)}, got {value!r}")
+    try:
+        return cls(**supplied, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_solver(cfg: DictConfig) -> SolverSpec:
+    node = OmegaConf.to_container(cfg.solver, resolve=True)
+    known = {"name", "rtol", "atol", "step_size", "max_num_steps", "options"}
+    unknown = set(node) - known
+    if unknown:
+        raise ConfigError(f"solver.{sorted(unknown)[0]} is not a solver setting; settings are: {', '.join(sorted(known))}")
+    try:
+        return SolverSpec(**node)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_method(cfg: DictConfig, solver: SolverSpec | None = None) -> GradientMethod:
+    solver = solver or build_solver(cfg)
+    method = instantiate(cfg.method, "method", _METHOD_FIXED, solver=solver, norm=cfg.norm.name)
+    if not isinstance(method, GradientMethod):
+        raise ConfigError(f"method._target_={cfg.method._target_} is not a GradientMethod")
+    return method
+
+
+def build_task(cfg: DictConfig, device: torch.device, dtype: torch.dtype) -> Task:
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
+    task = instantiate(cfg.task, "task", _TASK_FIXED, seed=cfg.seed, device=device, dtype=dtype)
+    if not isinstance(task, Task):
+        raise ConfigError(f"task._target_={cfg.task._target_} is not a Task")
+    return task
+
+
+def check_train(cfg: DictConfig) -> None:
+    train = cfg.train
+    for key in ("iterations", "eval_every", "warmup_iters", "checkpoint_every"):
+        value = train[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"train.{key} must be a non-negative integer, got {value!r}")
+    if train.iterations < 1:
+        raise ConfigError("train.iterations must be at least 1")
+    if not isinstance(train.lr, (int, float)) or not train.lr > 0:
+        raise ConfigError(f"train.lr must be a positive number, got {train.lr!r}")
+    if train.optimizer not in ("adam", "adamw"):
+        raise ConfigError(f"train.optimizer={train.optimizer!r} is not supported; choose adam or adamw")
+    if cfg.fault.kind not in (None, "nan_loss", "oom", "error"):
+        raise ConfigError(f"fault.kind={cfg.fault.kind!r} is not a fault; choose null, nan_loss, oom or error")
+
+
+def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.train.optimizer]
+    return cls(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)

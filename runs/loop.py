@@ -1,0 +1,300 @@
+"""One run, start to finish: build, resume if a checkpoint exists, train, evaluate, record.
+
+A run that goes wrong (NaN loss, solver failure, out of memory, an exception) is a *result*, not a crash: its
+status and error are written to result.json and returned, so a sweep goes on. Only Ctrl-C and kill signals stop
+the process, and the last checkpoint lets the same command resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from runs.build import (
+    ConfigError,
+    build_method,
+    build_optimizer,
+    build_task,
+    check_train,
+    resolve_device,
+    resolve_dtype,
+)
+from runs.gradcheck import gradient_error
+from runs.loggers import NullLogger, make_logger
+from runs.memory import CudaPeak, peak_rss_mib, saved_tensor_meter
+from runs.record import RunRecord, environment
+from solvers.base import GradientMethod
+from solvers.nfe import NFECounts
+from tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+
+class Diverged(RuntimeError):
+    def __init__(self, step: int, loss: float) -> None:
+        super().__init__(f"loss is {loss} at step {step}")
+        self.step = step
+
+
+def classify(exc: BaseException) -> str:
+    """The result status of an exception raised by a run."""
+    message = str(exc)
+    if isinstance(exc, Diverged) or "non-finite values in state" in message:
+        return "diverged"
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in message.lower():
+        return "oom"
+    if "underflow in dt" in message or "max_num_steps exceeded" in message:
+        return "solver_failed"
+    return "failed"
+
+
+@dataclass
+class Progress:
+    """Everything the summary needs, carried through checkpoints so a resumed run reports whole-run numbers."""
+
+    step: int = 0  # training steps completed
+    nfe: dict[str, int] = field(default_factory=lambda: NFECounts().as_dict())
+    train_seconds: float = 0.0
+    timed_seconds: float = 0.0  # steps after warm-up
+    timed_steps: int = 0
+    eval_seconds: float = 0.0
+    last_loss: float = math.nan
+    last_eval: dict[str, Any] = field(default_factory=dict)
+    graph_mib: float | None = None
+    failed_step: int | None = None
+
+
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """The fields that say which grid point a run is."""
+    solver = cfg.solver
+    return {
+        "task": cfg.task.name,
+        "method": cfg.method.name,
+        "norm": cfg.norm.name,
+        "solver": solver.name,
+        "rtol": solver.get("rtol"),
+        "atol": solver.get("atol"),
+        "step_size": solver.get("step_size"),
+        "dtype": cfg.dtype,
+        "seed": cfg.seed,
+        "scale": cfg.scale.name,
+    }
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig, task: Task, method: GradientMethod, record: RunRecord, logger: NullLogger,
+                 device: torch.device) -> None:
+        self.cfg, self.task, self.method, self.record, self.logger = cfg, task, method, record, logger
+        self.device = device
+        self.optimizer = build_optimizer(cfg, task.model)
+        self.progress = Progress()
+        self.cuda_peak = CudaPeak(device)
+        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self.started = time.perf_counter()
+
+    # checkpoints
+    def save(self) -> None:
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        self.record.save_checkpoint({
+            "model": self.task.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "progress": asdict(self.progress),
+            "rng": rng,
+        })
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.task.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.progress = Progress(**state["progress"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    # training
+    def fit(self) -> None:
+        train = self.cfg.train
+        state = self.record.load_checkpoint()
+        if state is not None:
+            self.restore(state)
+            log.info("resuming from step %d", self.progress.step)
+        self.record.truncate_metrics(before_step=self.progress.step)
+        bar = tqdm(total=train.iterations, initial=self.progress.step, disable=not self.cfg.progress,
+                   desc=f"{self.cfg.task.name} {self.method.name}/{self.method.norm}", mininterval=0.5,
+                   dynamic_ncols=True, leave=False)
+        for step in range(self.progress.step, train.iterations):
+            row = self.train_step(step)
+            bar.update()
+            bar.set_postfix(loss=f"{row['loss']:.4g}", nfe=f"{row['fwd']}/{row['bwd']}", refresh=False)
+            done = step + 1
+            if train.eval_every and done % train.eval_every == 0 and done < train.iterations:
+                self.evaluate(step)
+            if train.checkpoint_every and done % train.checkpoint_every == 0:
+                self.save()
+        bar.close()
+        self.evaluate(train.iterations - 1)
+        self.save()
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        p, train = self.progress, self.cfg.train
+        self.method.nfe.take()
+        meter = saved_tensor_meter(self.task.model) if step == 0 and train.warmup_iters > 0 else None
+        self.sync()
+        start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        if meter is None:
+            loss = self.task.train_loss(step, self.method)
+        else:
+            with meter as graph:
+                loss = self.task.train_loss(step, self.method)
+        loss = self.inject_fault(step, loss)
+        value = loss.item()
+        if not math.isfinite(value):
+            p.failed_step = step
+            raise Diverged(step, value)
+        loss.backward()
+        self.optimizer.step()
+        self.sync()
+        seconds = time.perf_counter() - start
+        counts = self.method.nfe.take()
+        if meter is not None:
+            p.graph_mib = graph["mib"]
+        p.step = step + 1
+        p.nfe = (NFECounts(**p.nfe) + counts).as_dict()
+        p.train_seconds += seconds
+        if step >= train.warmup_iters:
+            p.timed_seconds += seconds
+            p.timed_steps += 1
+        p.last_loss = value
+        row = {"step": step, "loss": value, **counts.as_dict(), "step_seconds": seconds,
+               "elapsed": time.perf_counter() - self.started, "warmup": step < train.warmup_iters}
+        self.record.append_metrics(row)
+        self.logger.log(row, step)
+        return row
+
+    def inject_fault(self, step: int, loss: torch.Tensor) -> torch.Tensor:
+        fault = self.cfg.fault
+        if fault.kind is None or step != fault.step:
+            return loss
+        if fault.kind == "nan_loss":
+            return loss * math.nan
+        if fault.kind == "oom":
+            raise torch.OutOfMemoryError(f"simulated out of memory at step {step} (fault.kind=oom)")
+        raise RuntimeError(f"simulated error at step {step} (fault.kind=error)")
+
+    @torch.no_grad()
+    def _metrics(self) -> dict[str, float]:
+        return self.task.evaluate(self.method)
+
+    def evaluate(self, step: int) -> dict[str, Any]:
+        self.cuda_peak.pause()
+        self.sync()
+        start = time.perf_counter()
+        self.task.model.eval()
+        self.method.nfe.take()
+        row: dict[str, Any] = {"step": step, "split": "test", **self._metrics()}
+        row["eval_fwd_nfe"] = self.method.nfe.take().fwd
+        if self.cfg.train.eval_backward:
+            loss = self.task.eval_loss(self.method)
+            if loss is not None:
+                loss.backward()
+                counts = self.method.nfe.take()
+                row.update(heldout_fwd_nfe=counts.fwd, heldout_bwd_nfe=counts.bwd)
+                self.task.model.zero_grad(set_to_none=True)
+        self.task.model.train()
+        self.sync()
+        self.progress.eval_seconds += time.perf_counter() - start
+        self.progress.last_eval = row
+        self.record.append_metrics(row)
+        self.logger.log({f"eval/{k}": v for k, v in row.items() if k != "step"}, step)
+        self.cuda_peak.resume()
+        return row
+
+    def summary(self) -> dict[str, Any]:
+        p = self.progress
+        n = max(p.step, 1)
+        per_iter = {f"{k}_nfe" if k in ("fwd", "bwd") else k: v / n for k, v in p.nfe.items()}
+        last = {k: v for k, v in p.last_eval.items() if k not in ("step", "split")}
+        return {
+            "iterations": p.step,
+            **per_iter,
+            "final_loss": p.last_loss,
+            **last,
+            "metric_value": p.last_eval.get(self.task.metric),
+            "seconds_per_iter": p.timed_seconds / p.timed_steps if p.timed_steps else p.train_seconds / n,
+            "train_seconds": p.train_seconds,
+            "eval_seconds": p.eval_seconds,
+            "timed_iters": p.timed_steps,
+            "warmup_iters": self.cfg.train.warmup_iters,
+            "graph_mib": p.graph_mib,
+            "peak_cuda_mib": self.cuda_peak.mib(),
+            "failed_step": p.failed_step,
+        }
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Run (or resume, or skip as already done) the run `cfg` in `run_dir`; return its result."""
+    record = RunRecord(run_dir)
+    previous = record.read_result()
+    if previous is not None and previous.get("status") == "ok" and not cfg.rerun:
+        log.info("already finished (result.json says ok): %s", run_dir)
+        return previous
+    if cfg.rerun:
+        for name in ("checkpoint.pt", "metrics.jsonl"):
+            (run_dir / name).unlink(missing_ok=True)
+    wall_start = time.perf_counter()
+    result: dict[str, Any] = {**identity(cfg), "run_dir": str(run_dir), "status": "failed", "error": None,
+                              "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        check_train(cfg)
+        device = resolve_device(cfg.device)
+        dtype = resolve_dtype(cfg.dtype)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        random.seed(cfg.seed)
+        task = build_task(cfg, device, dtype)
+        method = build_method(cfg)
+    except ConfigError as exc:
+        result["error"] = f"invalid config: {exc}"
+        record.write_result(result)
+        return result
+    result.update(dataset=task.dataset, metric=task.metric, lower_is_better=task.lower_is_better,
+                  **method.describe(), **environment(device))
+    logger = make_logger(cfg, run_dir)
+    trainer = Trainer(cfg, task, method, record, logger, device)
+    try:
+        trainer.fit()
+        result["status"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - every failure of the run becomes its recorded status
+        result["status"] = classify(exc)
+        result["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        (run_dir / "error.txt").write_text(traceback.format_exc())
+        if result["status"] == "oom" and device.type == "cuda":
+            torch.cuda.empty_cache()
+    result.update(trainer.summary())
+    result["grad_rel_error"] = None
+    if result["status"] == "ok" and cfg.train.grad_error:
+        try:
+            result["grad_rel_error"] = gradient_error(cfg, task)
+        except Exception as exc:  # noqa: BLE001 - a failed check leaves the run's own result intact
+            log.warning("gradient-error check failed: %s", exc)
+    result.update(wall_seconds=time.perf_counter() - wall_start, peak_rss_mib=peak_rss_mib(),
+                  finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    record.write_result(result)
+    logger.finish(result)
+    record.close()
+    return result

@@ -1,0 +1,73 @@
+"""NFE and step counts against numbers derived by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from solvers.adjoint import ContinuousAdjoint
+from solvers.base import SolverSpec
+from solvers.direct import DirectBackprop
+
+STAGES = {"euler": 1, "midpoint": 2, "heun3": 3, "rk4": 4}
+
+
+class Field(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(2, 2)
+
+    def forward(self, t, y):
+        return torch.tanh(self.lin(y))
+
+
+def _counts(method, ts):
+    y0 = torch.ones(3, 2)
+    method.solve(Field(), y0, ts).pow(2).sum().backward()
+    return method.nfe.take()
+
+
+@pytest.mark.parametrize("solver", sorted(STAGES))
+def test_fixed_step_counts(solver):
+    """T = 1, h = 0.25: 4 steps of `stages` evaluations, forward; the adjoint retraces the same grid backwards;
+    direct backprop calls the field only forwards."""
+    ts = torch.tensor([0.0, 0.5, 1.0])  # output times on the grid cost nothing extra
+    spec = SolverSpec(solver, step_size=0.25)
+    direct = _counts(DirectBackprop(spec), ts)
+    adjoint = _counts(ContinuousAdjoint(spec), ts)
+    expected = 4 * STAGES[solver]
+    assert (direct.fwd, direct.bwd, direct.fwd_steps, direct.bwd_steps) == (expected, 0, 4, 0)
+    # backwards: one solve per output interval, 2 steps each
+    assert (adjoint.fwd, adjoint.bwd, adjoint.fwd_steps, adjoint.bwd_steps) == (expected, expected, 4, 4)
+
+
+def test_dopri5_counts_follow_its_tableau():
+    """dopri5 in torchdiffeq: 2 evaluations to pick the first step, then 6 per attempted step (the 7th stage is
+    the next step's first: first-same-as-last), rejected attempts included."""
+    ts = torch.tensor([0.0, 3.0])
+    spec = SolverSpec("dopri5", rtol=1e-7, atol=1e-9)
+    counts = _counts(DirectBackprop(spec), ts)
+    assert counts.fwd_steps > 3
+    assert counts.fwd == 2 + 6 * counts.fwd_steps
+    adjoint = _counts(ContinuousAdjoint(spec), ts)
+    assert adjoint.bwd == 2 + 6 * adjoint.bwd_steps
+
+
+def test_forward_nfe_does_not_depend_on_the_gradient_method():
+    ts = torch.tensor([0.0, 1.0, 2.0])
+    spec = SolverSpec("dopri5", rtol=1e-5, atol=1e-7)
+    direct = _counts(DirectBackprop(spec), ts)
+    for norm in ("default", "seminorm"):
+        assert _counts(ContinuousAdjoint(spec, norm=norm), ts).fwd == direct.fwd
+    assert direct.bwd == 0
+
+
+def test_evaluations_without_gradient_are_forward():
+    spec = SolverSpec("rk4", step_size=0.5)
+    method = ContinuousAdjoint(spec)
+    with torch.no_grad():
+        method.solve(Field(), torch.ones(1, 2), torch.tensor([0.0, 1.0]))
+    assert method.nfe.take().as_dict() == {"fwd": 8, "bwd": 0, "fwd_steps": 2, "fwd_rejected": 0,
+                                           "bwd_steps": 0, "bwd_rejected": 0}
