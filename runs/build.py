@@ -149,8 +149,8 @@ def check_train(cfg: DictConfig) -> None:
         raise ConfigError(f"train.lr must be a positive number, got {train.lr!r}")
     if train.optimizer not in ("adam", "adamw"):
         raise ConfigError(f"train.optimizer={train.optimizer!r} is not supported; choose adam or adamw")
-    if cfg.fault.kind not in (None, "nan_loss", "oom", "error"):
-        raise ConfigError(f"fault.kind={cfg.fault.kind!r} is not a fault; choose null, nan_loss, oom or error")
+    if cfg.fault.kind not in (None, "nan_loss", "oom", "error", "preempt"):
+        raise ConfigError(f"fault.kind={cfg.fault.kind!r} is not a fault; choose null, nan_loss, oom, error or preempt")
 
 
 def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

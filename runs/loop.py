@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
+import signal
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -34,6 +36,7 @@ from runs.gradcheck import gradient_error
 from runs.loggers import NullLogger, make_logger
 from runs.memory import CudaPeak, peak_rss_mib, saved_tensor_meter
 from runs.record import RunRecord, environment
+from runs.resume import StopSignals, config_fingerprint
 from solvers.base import GradientMethod
 from solvers.nfe import NFECounts
 from tasks.base import Task
@@ -113,6 +116,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "progress": asdict(self.progress),
             "rng": rng,
+            "config_fingerprint": config_fingerprint(self.cfg),
         })
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -126,9 +130,13 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
     # training
-    def fit(self) -> None:
+    def fit(self, stop: StopSignals | None = None) -> None:
         train = self.cfg.train
         state = self.record.load_checkpoint()
+        if state is not None and state.get("config_fingerprint", config_fingerprint(self.cfg)) != config_fingerprint(
+                self.cfg):
+            log.warning("checkpoint.pt was written under a different config: starting afresh")
+            state = None
         if state is not None:
             self.restore(state)
             log.info("resuming from step %d", self.progress.step)
@@ -145,6 +153,8 @@ class Trainer:
                 self.evaluate(step)
             if train.checkpoint_every and done % train.checkpoint_every == 0:
                 self.save()
+            if stop is not None:
+                stop.check(self.save, done)  # SIGTERM / SIGUSR1 / SIGUSR2: checkpoint here, then stop or requeue
         bar.close()
         self.evaluate(train.iterations - 1)
         self.save()
@@ -192,6 +202,9 @@ class Trainer:
             return loss
         if fault.kind == "nan_loss":
             return loss * math.nan
+        if fault.kind == "preempt":  # what SLURM/submitit send before pre-emption or the time limit
+            os.kill(os.getpid(), signal.SIGUSR2)
+            return loss
         if fault.kind == "oom":
             raise torch.OutOfMemoryError(f"simulated out of memory at step {step} (fault.kind=oom)")
         raise RuntimeError(f"simulated error at step {step} (fault.kind=error)")
@@ -249,16 +262,22 @@ class Trainer:
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run (or resume, or skip as already done) the run `cfg` in `run_dir`; return its result."""
     record = RunRecord(run_dir)
+    fingerprint = config_fingerprint(cfg)
     previous = record.read_result()
-    if previous is not None and previous.get("status") == "ok" and not cfg.rerun:
-        log.info("already finished (result.json says ok): %s", run_dir)
-        return previous
-    if cfg.rerun:
+    afresh = bool(cfg.rerun)
+    if previous is not None and previous.get("status") == "ok" and not afresh:
+        if previous.get("config_fingerprint", fingerprint) == fingerprint:
+            log.info("already finished (result.json says ok): %s", run_dir)
+            return previous
+        log.warning("result.json is from a different config (code or experiment file changed): running again")
+        afresh = True
+    if afresh:
         for name in ("checkpoint.pt", "metrics.jsonl"):
             (run_dir / name).unlink(missing_ok=True)
+    record.retire_result()  # a failed result stays beside the new attempt as result.previous.json
     wall_start = time.perf_counter()
     result: dict[str, Any] = {**identity(cfg), "run_dir": str(run_dir), "status": "failed", "error": None,
-                              "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                              "config_fingerprint": fingerprint, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     try:
         check_train(cfg)
         device = resolve_device(cfg.device)
@@ -272,12 +291,18 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         result["error"] = f"invalid config: {exc}"
         record.write_result(result)
         return result
+    except Exception as exc:  # noqa: BLE001 - e.g. data that cannot be read: a result, so a sweep goes on
+        return _failed_before_training(record, result, exc)
     result.update(dataset=task.dataset, metric=task.metric, lower_is_better=task.lower_is_better,
                   **method.describe(), **environment(device))
-    logger = make_logger(cfg, run_dir)
-    trainer = Trainer(cfg, task, method, record, logger, device)
     try:
-        trainer.fit()
+        logger = make_logger(cfg, run_dir)
+        trainer = Trainer(cfg, task, method, record, logger, device)
+    except Exception as exc:  # noqa: BLE001
+        return _failed_before_training(record, result, exc)
+    try:
+        with StopSignals() as stop:
+            trainer.fit(stop)
         result["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - every failure of the run becomes its recorded status
         result["status"] = classify(exc)
@@ -297,4 +322,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     record.write_result(result)
     logger.finish(result)
     record.close()
+    return result
+
+
+def _failed_before_training(record: RunRecord, result: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    result["status"] = classify(exc)
+    result["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+    (record.path / "error.txt").write_text(traceback.format_exc())
+    record.write_result(result)
     return result

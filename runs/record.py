@@ -67,6 +67,13 @@ class RunRecord:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
+    def retire_result(self) -> None:
+        """Move a finished attempt's result.json aside (result.previous.json) before the run is tried again, so the
+        directory reads as running, not failed, while the new attempt runs."""
+        path = self.path / RESULT
+        if path.exists():
+            os.replace(path, self.path / "result.previous.json")
+
     def write_result(self, result: dict[str, Any]) -> None:
         assert result.get("status") in STATUSES, result.get("status")
         text = json.dumps(_json_safe(result), indent=2, sort_keys=True) + "\n"

@@ -17,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from runs.loop import run
+from runs.resume import Interrupted
 
 log = logging.getLogger("runs.train")
 
@@ -35,7 +36,11 @@ OmegaConf.register_new_resolver("run_subdir", run_subdir, replace=True)
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    result = run(cfg, run_dir)
+    try:
+        result = run(cfg, run_dir)
+    except Interrupted as stop:  # SIGTERM/SIGUSR1/SIGUSR2 in a plain process (submitit requeues before this)
+        print(f"runs.train: {stop}; re-run the same command to resume ({run_dir})", file=sys.stderr)
+        sys.exit(stop.exit_code)
     metric = result.get("metric") or "metric"
     log.info(
         "%s | %s %s | fwd/bwd NFE per iter %s/%s | %s",
