@@ -37,3 +37,22 @@ bench: install
 
 clean-runs:
 	rm -rf runs/single runs/sweep runs/demo
+
+# Sweeps on a cluster (README "Sweeps on a cluster (SLURM)"). A one-node SLURM cluster on this machine, for trying
+# `LAUNCHER=slurm` and for tests/test_slurm.py (root; installs Debian's slurmctld/slurmd/munge if missing):
+#   make slurm-up; export SLURM_CONF=$(SLURM_DIR)/slurm.conf; ...; make slurm-down
+SLURM_DIR ?= /tmp/fastgrad-slurm
+RUNS ?= runs
+.PHONY: slurm-up slurm-down slurm-test status
+
+slurm-up:
+	FASTGRAD_SLURM_DIR=$(SLURM_DIR) tests/slurm/cluster.sh up
+
+slurm-down:
+	FASTGRAD_SLURM_DIR=$(SLURM_DIR) tests/slurm/cluster.sh down
+
+slurm-test: install
+	FASTGRAD_SLURM_DIR=$(SLURM_DIR) $(PY) -m pytest -q tests/test_slurm.py
+
+status: install
+	$(PY) -m analysis.status $(RUNS)

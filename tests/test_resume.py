@@ -148,3 +148,22 @@ def test_stop_signals_checkpoint_at_the_next_step_boundary(tmp_path, monkeypatch
     assert signal.getsignal(signum) == before  # the handler that was there before is back
     monkeypatch.undo()
     assert run(make_config("train.iterations=5", "train.checkpoint_every=0"), tmp_path)["status"] == "ok"
+
+
+def test_a_resumed_run_continues_the_same_wandb_run(tmp_path):
+    """Offline W&B: each process writes its own offline-run-<time>-<id> directory; the id is derived from the run
+    directory, so the resumed attempt carries the same id and `wandb sync` appends it to the same W&B run."""
+    args = ["-m", "runs.train", "scale=smoke", "progress=false", "device=cpu", "logger=wandb", "train.iterations=5",
+            "fault.kind=preempt", "fault.step=2", f"out_dir={tmp_path}"]
+    first = run_cli(*args)
+    assert first.returncode == 128 + signal.SIGUSR2, first.stderr  # a plain process: checkpoint, one line, exit
+    assert "interrupted by SIGUSR2 after step 3" in first.stderr
+    second = run_cli(*args)
+    assert second.returncode == 0, second.stderr
+    run_dir = _run_dir(tmp_path)
+    assert read_result(run_dir)["status"] == "ok"
+    run_id = __import__("hashlib").sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
+    attempts = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert len(attempts) == 2 and all(a.name.endswith(f"-{run_id}") for a in attempts)
+    assert all((a / f"run-{run_id}.wandb").stat().st_size > 0 for a in attempts)
+    assert f"finishing run fastgrad-nde/{run_id}" in (attempts[1] / "logs" / "debug.log").read_text()

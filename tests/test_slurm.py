@@ -1,0 +1,82 @@
+"""A real single-node SLURM (Debian's slurmctld/slurmd/munge, brought up by tests/slurm/cluster.sh) runs a 2-cell
+smoke sweep through `hydra/launcher=slurm`; one cell is pre-empted (it sends itself SIGUSR2, the signal SLURM sends
+through submitit's --signal), so submitit requeues it on the cluster and it resumes from its checkpoint.
+
+The module fixture brings the cluster up when it can (root, and the packages installed or installable with
+apt-get) and takes it down afterwards, unless it was already up (`make slurm-up`). `make slurm-test` runs only this.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+
+CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
+STATE = Path(os.environ.get("FASTGRAD_SLURM_DIR", "/tmp/fastgrad-slurm"))
+DAEMONS = ("slurmctld", "slurmd", "sbatch", "munged")
+TIMES = {"seconds_per_iter", "train_seconds", "eval_seconds", "wall_seconds", "peak_rss_mib", "started_at",
+         "finished_at", "run_dir", "graph_mib", "config_fingerprint", "hostname"}
+
+
+def _cannot() -> str | None:
+    installed = all(shutil.which(d) or Path("/usr/sbin", d).exists() for d in DAEMONS)
+    if os.geteuid() != 0:
+        return "a SLURM cluster on this machine needs root (the daemons run as SlurmUser=root): sudo make slurm-test"
+    if not installed and not shutil.which("apt-get"):
+        return "slurm-wlm and munge are not installed and there is no apt-get to install them"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_conf():
+    reason = _cannot()
+    if reason:
+        pytest.skip(reason)
+    env = {**os.environ, "FASTGRAD_SLURM_DIR": str(STATE)}
+    STATE.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{STATE}.lock", "w") as lock:  # one test session at a time on the machine's cluster
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        was_up = subprocess.run([CLUSTER, "status"], env=env, capture_output=True).returncode == 0
+        if not was_up:
+            up = subprocess.run([CLUSTER, "up"], env=env, capture_output=True, text=True, timeout=600)
+            if up.returncode == 3:
+                pytest.skip(f"could not install slurm-wlm and munge: {up.stderr.strip()[-300:]}")
+            assert up.returncode == 0, f"the cluster did not come up:\n{up.stderr}"
+        try:
+            yield STATE / "slurm.conf"
+        finally:
+            if not was_up:
+                subprocess.run([CLUSTER, "down"], env=env, capture_output=True, timeout=120)
+
+
+def test_a_two_cell_sweep_runs_on_slurm_and_a_preempted_cell_is_requeued(slurm_conf, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(slurm_conf))
+    proc = run_cli(
+        "-m", "runs.train", "-m", "scale=smoke", "logger=none", "progress=false", "device=cpu", "train.iterations=6",
+        "fault.kind=null,preempt", "fault.step=2", "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=null",
+        "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=15",
+        f"hydra.sweep.dir={tmp_path}", timeout=240,
+    )
+    log = (STATE / "log" / "slurmctld.log").read_text()[-3000:] if (STATE / "log").exists() else ""
+    assert proc.returncode == 0, proc.stderr[-3000:] + log
+    results = {}
+    for path in tmp_path.rglob("result.json"):
+        overrides = (path.parent / ".hydra" / "overrides.yaml").read_text()
+        results["preempt" if "preempt" in overrides else "plain"] = json.loads(path.read_text())
+    assert {k: r["status"] for k, r in results.items()} == {"plain": "ok", "preempt": "ok"}
+    script = next(tmp_path.glob(".submitit/*/*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-1" in script and "#SBATCH --signal=USR2@120" in script  # a real SLURM job array
+    job_logs = "".join(p.read_text() for p in tmp_path.glob(".submitit/*/*_log.out"))
+    assert "Requeued job" in job_logs and "resuming from step 3" in job_logs
+    same = lambda r: {k: v for k, v in r.items() if k not in TIMES}  # noqa: E731
+    assert same(results["preempt"]) == same(results["plain"])
+
+    status = run_cli("-m", "analysis.status", str(tmp_path))
+    assert "| 2     | 2  | 0       | 0      | 0       |" in status.stdout
