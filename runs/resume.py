@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -58,9 +59,20 @@ class StopSignals:
         self._previous = {}
 
     def _note(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
         if self.received is None:
             self.received = signum
-            log.warning("received %s: stopping after this step", signal.Signals(signum).name)
+            log.warning("received %s: stopping after this step (send it again to stop at once)", name)
+            return
+        # A second signal: a step that never ends (a stuck solver) must not make the process unkillable.
+        log.warning("received %s again: stopping now, without a checkpoint", name)
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        self.__exit__()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
     def check(self, save: Callable[[], None], step: int) -> None:
         """At a step boundary: if a stop signal came, save, then let the previous handler act or raise Interrupted."""

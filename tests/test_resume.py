@@ -88,25 +88,6 @@ def test_sigterm_mid_run_then_the_same_command_resumes_to_the_same_numbers(tmp_p
         _training_steps(_run_dir(tmp_path / "whole")))
 
 
-def test_preemption_under_submitit_checkpoints_requeues_and_resumes(tmp_path):
-    """fault.kind=preempt makes the run send itself SIGUSR2 (what SLURM sends through submitit before pre-emption or
-    the time limit); submitit's own handler then requeues the job, here on the submitit_local launcher."""
-    proc = run_cli("-m", "runs.train", "-m", *SMOKE, "train.iterations=8", "fault.kind=null,preempt", "fault.step=3",
-                   "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path}")
-    assert proc.returncode == 0, proc.stderr
-    results = {}
-    for path in tmp_path.rglob("result.json"):
-        overrides = (path.parent / ".hydra" / "overrides.yaml").read_text()
-        results["preempt" in overrides] = json.loads(path.read_text())
-    assert set(results) == {False, True}
-    assert results[True]["status"] == "ok"
-    assert _without_times(results[True]) | {"config_fingerprint": None} == _without_times(results[False]) | {
-        "config_fingerprint": None}  # the fingerprints differ only by fault.kind
-    logs = "".join(p.read_text() for p in tmp_path.glob(".submitit/*/*_log.*"))
-    assert "Caught signal SIGUSR2" in logs and "Requeued job" in logs
-    assert "resuming from step 4" in logs
-
-
 def test_a_checkpoint_from_another_config_is_not_resumed(tmp_path):
     run(make_config("train.iterations=4", "train.checkpoint_every=2", "fault.kind=error", "fault.step=3"), tmp_path)
     assert read_result(tmp_path)["status"] == "failed"
@@ -167,3 +148,13 @@ def test_a_resumed_run_continues_the_same_wandb_run(tmp_path):
     assert len(attempts) == 2 and all(a.name.endswith(f"-{run_id}") for a in attempts)
     assert all((a / f"run-{run_id}.wandb").stat().st_size > 0 for a in attempts)
     assert f"finishing run fastgrad-nde/{run_id}" in (attempts[1] / "logs" / "debug.log").read_text()
+
+
+def test_a_second_stop_signal_stops_at_once(tmp_path):
+    """A step that never ends (a stuck solver) must not make the process unkillable: the second SIGTERM kills it."""
+    code = ("import os, signal, time\nfrom runs.resume import StopSignals\nwith StopSignals() as stop:\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(0.2)\n    print('still here', flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(5)\n    print('not reached')\n")
+    proc = run_cli("-c", code)
+    assert proc.returncode == -signal.SIGTERM
+    assert "still here" in proc.stdout and "not reached" not in proc.stdout

@@ -1,6 +1,7 @@
 """A real single-node SLURM (Debian's slurmctld/slurmd/munge, brought up by tests/slurm/cluster.sh) runs a 2-cell
 smoke sweep through `hydra/launcher=slurm`; one cell is pre-empted (it sends itself SIGUSR2, the signal SLURM sends
-through submitit's --signal), so submitit requeues it on the cluster and it resumes from its checkpoint.
+through submitit's --signal), so submitit requeues it on the cluster and it resumes from its checkpoint; a re-launch
+submits nothing, both cells being finished.
 
 The module fixture brings the cluster up when it can (root, and the packages installed or installable with
 apt-get) and takes it down afterwards, unless it was already up (`make slurm-up`). `make slurm-test` runs only this.
@@ -58,12 +59,11 @@ def slurm_conf():
 
 def test_a_two_cell_sweep_runs_on_slurm_and_a_preempted_cell_is_requeued(slurm_conf, tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_CONF", str(slurm_conf))
-    proc = run_cli(
-        "-m", "runs.train", "-m", "scale=smoke", "logger=none", "progress=false", "device=cpu", "train.iterations=6",
-        "fault.kind=null,preempt", "fault.step=2", "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=null",
-        "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=15",
-        f"hydra.sweep.dir={tmp_path}", timeout=240,
-    )
+    sweep = ["-m", "runs.train", "-m", "scale=smoke", "logger=none", "progress=false", "device=cpu",
+             "train.iterations=6", "fault.kind=null,preempt", "fault.step=2", "hydra/launcher=slurm",
+             "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
+             "hydra.launcher.timeout_min=15", f"hydra.sweep.dir={tmp_path}"]
+    proc = run_cli(*sweep, timeout=240)
     log = (STATE / "log" / "slurmctld.log").read_text()[-3000:] if (STATE / "log").exists() else ""
     assert proc.returncode == 0, proc.stderr[-3000:] + log
     results = {}
@@ -80,3 +80,9 @@ def test_a_two_cell_sweep_runs_on_slurm_and_a_preempted_cell_is_requeued(slurm_c
 
     status = run_cli("-m", "analysis.status", str(tmp_path))
     assert "| 2     | 2  | 0       | 0      | 0       |" in status.stdout
+
+    jobs = set(tmp_path.glob(".submitit/*"))
+    again = run_cli(*sweep, timeout=240)  # both cells ok: nothing is submitted again
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "not submitting 2 of 2 cells" in again.stdout + again.stderr
+    assert set(tmp_path.glob(".submitit/*")) == jobs

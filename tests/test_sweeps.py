@@ -4,6 +4,7 @@ state and error, and a re-launch redoes only what is not ok (failed, interrupted
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from analysis.status import collect, render
 from runs.record import RunRecord
 
 SMOKE = ["scale=smoke", "logger=none", "progress=false", "device=cpu", "train.iterations=3", "train.grad_error=false"]
+# Fields that may differ between an interrupted-then-resumed run and an uninterrupted one (see tests/test_resume.py),
+# plus the config fingerprint, which differs between cells by their fault.kind.
+TIMES = {"seconds_per_iter", "train_seconds", "eval_seconds", "wall_seconds", "peak_rss_mib", "started_at",
+         "finished_at", "run_dir", "graph_mib", "config_fingerprint"}
 
 
 def _cells(sweep: Path) -> dict[str, Path]:
@@ -100,3 +105,29 @@ def test_status_expects_the_cells_of_every_launch(tmp_path):
     assert cells["scale=smoke seed=1"].detail.startswith("step 2/10, last write")
     text = render(collect(tmp_path), tmp_path)
     assert "solver_failed: max_num_steps exceeded" in text and "method=adjoint seed=2" in text
+
+
+def test_submitit_requeues_a_preempted_cell_and_a_relaunch_resubmits_only_unfinished_cells(tmp_path):
+    """On submitit's local executor (the code path of hydra/launcher=slurm without a cluster; tests/test_slurm.py runs
+    the SLURM one): fault.kind=preempt makes a cell send itself SIGUSR2, as SLURM does before pre-emption or the time
+    limit; submitit requeues it and it resumes to the uninterrupted cell's numbers. A re-launch (through
+    hydra_plugins.fastgrad_nde_launchers) submits only the failed cell."""
+    sweep = ["-m", "runs.train", "-m", *SMOKE, "train.iterations=8", "fault.kind=null,preempt,error", "fault.step=3",
+             f"hydra.sweep.dir={tmp_path}", "hydra/launcher=submitit_local",
+             "hydra.launcher._target_=hydra_plugins.fastgrad_nde_launchers.LocalSkipFinished"]
+    first = run_cli(*sweep)
+    assert first.returncode == 0, first.stderr
+    results = {k: json.loads((d / "result.json").read_text()) for k, d in _cells(tmp_path).items()}
+    assert {k: r["status"] for k, r in results.items()} == {"null": "ok", "preempt": "ok", "error": "failed"}
+    same = lambda r: {k: v for k, v in r.items() if k not in TIMES}  # noqa: E731
+    assert same(results["preempt"]) == same(results["null"])
+    logs = "".join(p.read_text() for p in tmp_path.glob(".submitit/*/*_log.*"))
+    assert "Caught signal SIGUSR2" in logs and "Requeued job" in logs and "resuming from step 4" in logs
+
+    jobs = set(tmp_path.glob(".submitit/*/*_submitted.pkl"))
+    again = run_cli(*sweep)
+    assert again.returncode == 0, again.stderr
+    assert "not submitting 2 of 3 cells" in again.stdout + again.stderr
+    new_jobs = set(tmp_path.glob(".submitit/*/*_submitted.pkl")) - jobs
+    assert len(new_jobs) == 1  # only the failed cell went back to the executor
+    assert "fault.kind=error" in str(pickle.loads(next(iter(new_jobs)).read_bytes()).args)
