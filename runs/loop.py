@@ -133,8 +133,7 @@ class Trainer:
     def fit(self, stop: StopSignals | None = None) -> None:
         train = self.cfg.train
         state = self.record.load_checkpoint()
-        if state is not None and state.get("config_fingerprint", config_fingerprint(self.cfg)) != config_fingerprint(
-                self.cfg):
+        if state is not None and state.get("config_fingerprint") not in (None, config_fingerprint(self.cfg)):
             log.warning("checkpoint.pt was written under a different config: starting afresh")
             state = None
         if state is not None:
@@ -156,7 +155,8 @@ class Trainer:
             if stop is not None:
                 stop.check(self.save, done)  # SIGTERM / SIGUSR1 / SIGUSR2: checkpoint here, then stop or requeue
         bar.close()
-        self.evaluate(train.iterations - 1)
+        if self.progress.last_eval.get("step") != train.iterations - 1:  # else done before an interruption
+            self.evaluate(train.iterations - 1)
         self.save()
 
     def train_step(self, step: int) -> dict[str, Any]:

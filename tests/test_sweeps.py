@@ -68,6 +68,8 @@ def test_a_failing_cell_is_isolated_reported_and_alone_rerun(tmp_path):
     assert (cells["nan_loss"] / "result.previous.json").exists()
     # the cell whose result was lost resumed from its final checkpoint
     assert "resuming from step 3" in second.stdout + second.stderr
+    rows = [json.loads(line) for line in (cells["null"] / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "split" in row] == [2]  # its final evaluation is not redone
     before = after
 
     third = run_cli(*sweep)  # nothing ok is redone

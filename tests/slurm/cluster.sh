@@ -30,9 +30,11 @@ install_packages() {
     command -v apt-get >/dev/null || { log "no apt-get: install slurmctld, slurmd, slurm-client and munge yourself"; exit 2; }
     log "installing slurmctld slurmd slurm-client munge"
     # exit 3: the packages could not be had (no registry reachable): the tests skip, saying so
-    apt-get update -qq >/dev/null || { log "apt-get update failed"; exit 3; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null \
-        || { log "apt-get install failed"; exit 3; }
+    # time-limited, so a machine without a reachable registry skips instead of hanging the tests
+    timeout 180 apt-get -o Acquire::http::Timeout=20 -o Acquire::Retries=1 update -qq >/dev/null \
+        || { log "apt-get update failed"; exit 3; }
+    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get -o Acquire::http::Timeout=20 install -y -qq \
+        slurmctld slurmd slurm-client munge >/dev/null || { log "apt-get install failed"; exit 3; }
 }
 
 start_munge() {
