@@ -14,6 +14,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,8 @@ from conftest import ROOT, run_cli
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 STATE = Path(os.environ.get("FASTGRAD_SLURM_DIR", "/tmp/fastgrad-slurm"))
 DAEMONS = ("slurmctld", "slurmd", "sbatch", "munged")
+ON_THE_TEST_NODE = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
+                    "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=15"]
 TIMES = {"seconds_per_iter", "train_seconds", "eval_seconds", "wall_seconds", "peak_rss_mib", "started_at",
          "finished_at", "run_dir", "graph_mib", "config_fingerprint", "hostname"}
 
@@ -60,9 +64,8 @@ def slurm_conf():
 def test_a_two_cell_sweep_runs_on_slurm_and_a_preempted_cell_is_requeued(slurm_conf, tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_CONF", str(slurm_conf))
     sweep = ["-m", "runs.train", "-m", "scale=smoke", "logger=none", "progress=false", "device=cpu",
-             "train.iterations=6", "fault.kind=null,preempt", "fault.step=2", "hydra/launcher=slurm",
-             "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
-             "hydra.launcher.timeout_min=15", f"hydra.sweep.dir={tmp_path}"]
+             "train.iterations=6", "fault.kind=null,preempt", "fault.step=2", *ON_THE_TEST_NODE,
+             f"hydra.sweep.dir={tmp_path}"]
     proc = run_cli(*sweep, timeout=240)
     log = (STATE / "log" / "slurmctld.log").read_text()[-3000:] if (STATE / "log").exists() else ""
     assert proc.returncode == 0, proc.stderr[-3000:] + log
@@ -86,3 +89,41 @@ def test_a_two_cell_sweep_runs_on_slurm_and_a_preempted_cell_is_requeued(slurm_c
     assert again.returncode == 0, again.stderr[-3000:]
     assert "not submitting 2 of 2 cells" in again.stdout + again.stderr
     assert set(tmp_path.glob(".submitit/*")) == jobs
+
+
+def test_a_job_requeued_by_slurm_resumes_to_the_uninterrupted_numbers(slurm_conf, tmp_path):
+    """`scontrol requeue` (what SLURM does to a pre-empted job with PreemptMode=REQUEUE): SLURM sends SIGTERM, the run
+    saves a checkpoint after its current step and exits, SLURM starts the job again and it resumes. The two cells
+    compute the same thing (checkpoint_every only says when to save); one is requeued mid-run, the other is not."""
+    args = ["-m", "runs.train", "-m", "scale=smoke", "logger=none", "progress=false", "device=cpu",
+            "train.iterations=100", "train.grad_error=false", "train.checkpoint_every=1000,999", *ON_THE_TEST_NODE,
+            f"hydra.sweep.dir={tmp_path}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "SLURM_CONF": str(slurm_conf)}
+    sweep = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+
+    def cell(every: int) -> Path | None:
+        for overrides in tmp_path.glob("*/*/*/.hydra/overrides.yaml"):
+            if f"train.checkpoint_every={every}" in overrides.read_text():
+                return overrides.parent.parent
+        return None
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and sweep.poll() is None:
+        target = cell(999)
+        if target is not None and (target / "metrics.jsonl").exists() and len(
+                (target / "metrics.jsonl").read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    assert sweep.poll() is None, "the sweep ended before its job could be requeued"
+    job = next(p.name for p in tmp_path.glob(".submitit/*_1"))  # array task 1: the checkpoint_every=999 cell
+    subprocess.run(["scontrol", "requeue", job], env=env, check=True, capture_output=True, timeout=30)
+    output, _ = sweep.communicate(timeout=240)
+    assert sweep.returncode == 0, output[-3000:]
+
+    job_log = "".join(p.read_text() for p in tmp_path.glob(f".submitit/{job}/*_log.*"))
+    assert "received SIGTERM" in job_log and "resuming from step" in job_log
+    resumed, whole = (json.loads((cell(every) / "result.json").read_text()) for every in (999, 1000))
+    assert resumed["status"] == whole["status"] == "ok" and resumed["iterations"] == 100
+    same = lambda r: {k: v for k, v in r.items() if k not in TIMES}  # noqa: E731
+    assert same(resumed) == same(whole)
