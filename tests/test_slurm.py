@@ -41,24 +41,48 @@ def _cannot() -> str | None:
 
 @pytest.fixture(scope="module")
 def slurm_conf():
+    """The machine's test cluster, shared by every test process using it at the time (pytest-xdist workers, two
+    checkouts): bring-up and tear-down hold the lock exclusively, use holds it shared; the last user out takes down
+    a cluster that tests brought up, never one started by `make slurm-up`."""
     reason = _cannot()
     if reason:
         pytest.skip(reason)
     env = {**os.environ, "FASTGRAD_SLURM_DIR": str(STATE)}
-    STATE.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{STATE}.lock", "w") as lock:  # one test session at a time on the machine's cluster
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        was_up = subprocess.run([CLUSTER, "status"], env=env, capture_output=True).returncode == 0
-        if not was_up:
-            up = subprocess.run([CLUSTER, "up"], env=env, capture_output=True, text=True, timeout=600)
-            if up.returncode == 3:
-                pytest.skip(f"could not install slurm-wlm and munge: {up.stderr.strip()[-300:]}")
-            assert up.returncode == 0, f"the cluster did not come up:\n{up.stderr}"
+    marker = STATE / "started-by-tests"
+    STATE.mkdir(parents=True, exist_ok=True)
+    answers = lambda: subprocess.run([CLUSTER, "status"], env=env, capture_output=True).returncode == 0  # noqa: E731
+    with open(f"{STATE}.lock", "w") as lock:
+        deadline = time.monotonic() + 900
+        while True:
+            fcntl.flock(lock, fcntl.LOCK_SH)  # waits while another process brings the cluster up or down
+            if answers():
+                break
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # someone else is bringing it up (or taking it down): look again
+                assert time.monotonic() < deadline, "waited 15 min for the test cluster"
+                time.sleep(0.5)
+                continue
+            if not answers():
+                up = subprocess.run([CLUSTER, "up"], env=env, capture_output=True, text=True, timeout=600)
+                if up.returncode == 3:
+                    pytest.skip(f"could not install slurm-wlm and munge: {up.stderr.strip()[-300:]}")
+                assert up.returncode == 0, f"the cluster did not come up:\n{up.stderr}"
+                marker.touch()
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            break
         try:
             yield STATE / "slurm.conf"
         finally:
-            if not was_up:
-                subprocess.run([CLUSTER, "down"], env=env, capture_output=True, timeout=120)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass  # another test process still uses it; the last one out takes it down
+            else:
+                if marker.exists():
+                    subprocess.run([CLUSTER, "down"], env=env, capture_output=True, timeout=120)
+                    marker.unlink(missing_ok=True)
 
 
 def test_a_two_cell_sweep_runs_on_slurm_and_a_preempted_cell_is_requeued(slurm_conf, tmp_path, monkeypatch):
