@@ -135,6 +135,7 @@ def test_a_resumed_run_continues_the_same_wandb_run(tmp_path):
     """Offline W&B: each process writes its own offline-run-<time>-<id> directory; the id is derived from the run
     directory, so the resumed attempt carries the same id and `wandb sync` appends it to the same W&B run."""
     args = ["-m", "runs.train", "scale=smoke", "progress=false", "device=cpu", "logger=wandb", "train.iterations=5",
+            "train.grad_error=false",
             "fault.kind=preempt", "fault.step=2", f"out_dir={tmp_path}"]
     first = run_cli(*args)
     assert first.returncode == 128 + signal.SIGUSR2, first.stderr  # a plain process: checkpoint, one line, exit
