@@ -29,7 +29,7 @@ from torch import nn
 
 from solvers.base import GradientMethod, SolverSpec
 from solvers.reversible import check_stratonovich, trainable
-from solvers.rk import ODETerm, PlainStepper, Schedule, SDETerm, report_step
+from solvers.rk import ODETerm, PlainStepper, Schedule, SDETerm, output_gradient, report_step
 from solvers.tableaus import get_tableau
 
 
@@ -96,13 +96,14 @@ class _CheckpointedSolve(torch.autograd.Function):
         saved = ctx.saved_tensors
         y0, params = saved[0], tuple(saved[1 : 1 + ctx.n_params])
         stored = dict(zip(ctx.kept_index, saved[1 + ctx.n_params :]))
-        positions = grid.output_positions()
+        weights = grid.output_weights()
         grads: list = [None] * len(params)
         times = grid.times
 
         def grad_step(k: int, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-            if k + 1 in positions:
-                adj = adj + grad_ys[positions[k + 1]]
+            g_out = output_gradient(weights, k + 1, grad_ys)
+            if g_out is not None:
+                adj = adj + g_out
             with torch.enable_grad():
                 x_ = x.detach().requires_grad_(True)
                 y1 = stepper.step(times[k], times[k + 1], x_)
@@ -127,8 +128,9 @@ class _CheckpointedSolve(torch.autograd.Function):
 
         with torch.no_grad():
             adj = reverse(0, grid.steps, y0, ctx.free, torch.zeros_like(y0))
-        if 0 in positions:
-            adj = adj + grad_ys[positions[0]]
+        g_out = output_gradient(weights, 0, grad_ys)
+        if g_out is not None:
+            adj = adj + g_out
         grad_params = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
         return (None, None, None, adj, *grad_params)
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from solvers.base import GradientMethod, SolverSpec
 from solvers.reversible import trainable
-from solvers.rk import Grid, check_times, fixed_grid, report_step
+from solvers.rk import Grid, check_times, fixed_grid, output_gradient, report_step
 
 
 class _ALF:
@@ -59,7 +59,7 @@ class _MALISolve(torch.autograd.Function):
     def backward(ctx, grad_ys):
         alf, grid = ctx.alf, ctx.grid
         y0, z, v, *params = ctx.saved_tensors
-        positions, times = grid.output_positions(), grid.times
+        weights, times = grid.output_weights(), grid.times
         grads = [torch.zeros_like(p) for p in params]
         a_z, a_v = torch.zeros_like(z), torch.zeros_like(v)
 
@@ -71,8 +71,9 @@ class _MALISolve(torch.autograd.Function):
             return g
 
         for n in range(grid.steps - 1, -1, -1):
-            if n + 1 in positions:
-                a_z = a_z + grad_ys[positions[n + 1]]
+            g = output_gradient(weights, n + 1, grad_ys)
+            if g is not None:
+                a_z = a_z + g
             with torch.no_grad():
                 z, v = alf.inverse(times[n], times[n + 1], z, v)
             with torch.enable_grad():
@@ -80,8 +81,9 @@ class _MALISolve(torch.autograd.Function):
                 z1, v1 = alf.step(times[n], times[n + 1], z_, v_)
                 a_z, a_v = vjp((z1, v1), (z_, v_, *params), (a_z, a_v))[:2]
             report_step(alf.field, True)
-        if 0 in positions:
-            a_z = a_z + grad_ys[positions[0]]
+        g = output_gradient(weights, 0, grad_ys)
+        if g is not None:
+            a_z = a_z + g
         with torch.enable_grad():
             z_ = y0.detach().requires_grad_(True)
             g = vjp(alf.f(times[0], z_), (z_, *params), a_v)

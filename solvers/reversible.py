@@ -22,7 +22,9 @@ lambda, so round-off can grow like lambda^-n over very long solves (see docs in 
 Steps: fixed (`solver.step_size`; each interval between output times cut into equal steps) or adaptive for a tableau
 with embedded weights, the error estimate taken, as the authors' diffrax implementation does, from the backward
 base step from y_{n+1}; the accepted step times are kept (one float per step) so the backward pass retraces them.
-Outputs at every time of `ts` are grid points, so no interpolation enters. Dopri5 and Tsit5 advance with their
+Outputs at every time of `ts` are grid points, so no interpolation enters (with adaptive steps and
+`solver.options.outputs: interpolate`, outputs between steps are linear interpolations of the accepted y's instead,
+and their gradients enter the adjoint at both neighbouring steps). Dopri5 and Tsit5 advance with their
 5th-order weights (diffrax's choice; the authors' v1 code advanced Dopri5 with its 4th-order weights).
 
 Extensions (same step): neural CDEs through `solve` (the task's field multiplies by dX/dt), and Stratonovich SDEs
@@ -44,12 +46,12 @@ from torch import nn
 
 from solvers.base import GradientMethod, SolverSpec
 from solvers.rk import (
-    Grid,
     ODETerm,
+    OutputCollector,
     Schedule,
     SDETerm,
-    adaptive_steps,
     brownian_increment,
+    output_gradient,
     report_step,
     rk_increment,
 )
@@ -90,68 +92,63 @@ class ReversibleStepper:
         with torch.set_grad_enabled(a_z is not None):  # a zero a_z needs no VJP through Psi_-h
             y1_ = y1.detach().requires_grad_(a_z is not None)
             q = rk_increment(self.term, self.tableau, self._time(t1, y1), -h, y1_, None if dw is None else -dw)
-        z0 = (z1 + q).detach()
+        z0 = torch.add(z1, q.detach())
         with torch.enable_grad():
-            z0_ = z0.requires_grad_(True)
+            z0_ = z0.detach().requires_grad_(True)
             p = rk_increment(self.term, self.tableau, self._time(t0, z0), h, z0_, dw)
+        # y_n = (1/lam) y_{n+1} + (1 - 1/lam) z_n - (1/lam) Psi_h(t_n, z_n), as the authors invert it
         y0 = (1 / lam) * y1 + (1 - 1 / lam) * z0 - (1 / lam) * p.detach() if lam != 1 else y1 - p.detach()
         if a_z is not None:
-            # z1 = z0 - q(y1): pull a_z back through -q onto y1 and the parameters.
+            # z_{n+1} = z_n - Psi_-h(y_{n+1}): pull a_z back through -Psi_-h onto y_{n+1} and the parameters.
             g = torch.autograd.grad(q, (y1_, *params), grad_outputs=-a_z, allow_unused=True)
             if g[0] is not None:
                 a_y = a_y + g[0]
             _accumulate(grads, g[1:])
-        else:
-            a_z = torch.zeros_like(a_y)
-        # y1 = lam y0 + (1 - lam) z0 + p(z0)
+        # y_{n+1} = lam y_n + (1 - lam) z_n + Psi_h(z_n)
         g = torch.autograd.grad(p, (z0_, *params), grad_outputs=a_y, allow_unused=True)
-        a_z_new = torch.add(a_z, a_y, alpha=1 - lam) if lam != 1 else a_z.clone()
+        _accumulate(grads, g[1:])
+        a_z_new = a_y * (1 - lam) if a_z is None else torch.add(a_z, a_y, alpha=1 - lam)
         if g[0] is not None:
             a_z_new = a_z_new + g[0]
-        _accumulate(grads, g[1:])
-        return y0.detach(), z0.detach(), lam * a_y, a_z_new
+        return y0, z0, a_y * lam if lam != 1 else a_y, a_z_new
 
 
 def _accumulate(grads: list, new: tuple) -> None:
+    """grads[i] += new[i], in place after the first (grads[i] is None until then)."""
     for i, g in enumerate(new):
         if g is not None:
-            grads[i] = g if grads[i] is None else grads[i] + g
+            if grads[i] is None:
+                grads[i] = g.clone()
+            else:
+                grads[i].add_(g)
 
 
 def run_forward(stepper: ReversibleStepper, schedule: Schedule, y0: torch.Tensor):
     """The reversible solve under whatever grad mode is on: (outputs at ts, y_N, z_N, grid)."""
-    outputs: list[torch.Tensor] = []
-    if schedule.grid is not None:
-        grid = schedule.grid
-        wanted = set(grid.outputs)
-        y, z = y0, y0
-        if 0 in wanted:
-            outputs.append(y0)
-        for n in range(grid.steps):
-            y, z, _ = stepper.step(grid.times[n], grid.times[n + 1], y, z)
-            report_step(stepper.field, True)
-            if n + 1 in wanted:
-                outputs.append(y)
-        return outputs, y, z, grid
-    controller = schedule.controller
-    times = schedule.times
-    wanted_times = set(times)
-    first = schedule.first(stepper.term, y0)
+    collector = OutputCollector(schedule.times)
     final: dict[str, torch.Tensor] = {}
+
+    def on_accept(index, t, state):
+        final["y"], final["z"] = state
+        collector.accept(index, t, state[0])
+
+    if schedule.grid is not None:
+        times, state = schedule.grid.times, (y0, y0)
+        on_accept(0, times[0], state)
+        for n in range(len(times) - 1):
+            y, z, _ = stepper.step(times[n], times[n + 1], *state)
+            state = (y, z)
+            report_step(stepper.field, True)
+            on_accept(n + 1, times[n + 1], state)
+        return collector.values, final["y"], final["z"], collector.grid(times)
 
     def try_step(t, h, state):
         y, z = state
         y1, z1, err = stepper.step(t, t + h, y, z, error=True)
         return (y1, z1), err, y, y1
 
-    def on_accept(index, t, state):
-        final["y"], final["z"] = state
-        if t in wanted_times:
-            outputs.append(state[0])
-
-    accepted = adaptive_steps(try_step, (y0, y0), times, controller, first, on_accept, stepper.field)
-    positions = {t: i for i, t in enumerate(accepted)}
-    return outputs, final["y"], final["z"], Grid(accepted, [positions[t] for t in times])
+    accepted = schedule.drive(stepper.term, y0, (y0, y0), try_step, on_accept, stepper.field)
+    return collector.values, final["y"], final["z"], collector.grid(accepted)
 
 
 class _ReversibleSolve(torch.autograd.Function):
@@ -170,17 +167,19 @@ class _ReversibleSolve(torch.autograd.Function):
         stepper, grid = ctx.stepper, ctx.grid
         y, z, *params = ctx.saved_tensors
         params = tuple(params)
-        positions = grid.output_positions()
+        weights = grid.output_weights()
         grads: list = [None] * len(params)
         a_y = torch.zeros_like(y)
         a_z = None
         for n in range(grid.steps - 1, -1, -1):
-            if n + 1 in positions:
-                a_y = a_y + grad_ys[positions[n + 1]]
+            g = output_gradient(weights, n + 1, grad_ys)
+            if g is not None:
+                a_y = a_y + g
             y, z, a_y, a_z = stepper.inverse_step(grid.times[n], grid.times[n + 1], y, z, a_y, a_z, params, grads)
             report_step(stepper.field, True)
-        if 0 in positions:
-            a_y = a_y + grad_ys[positions[0]]
+        g = output_gradient(weights, 0, grad_ys)
+        if g is not None:
+            a_y = a_y + g
         grad_y0 = a_y + a_z if a_z is not None else a_y
         grad_params = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
         return (None, None, grad_y0, *grad_params)

@@ -9,7 +9,10 @@ keep for the backward pass, so the forward arithmetic is written once, here.
 - `rk_increment` is the base step Psi_h(t, y) = sum_i b_i K_i of a tableau (and, when asked, its error estimate).
 - Step grids: fixed steps cut each interval between output times into equal steps no longer than `step_size`
   (so every output time is a grid point and outputs need no interpolation); adaptive steps are chosen by
-  `StepController` (integral controller, RMS error norm as in torchdiffeq) and are clipped to land on output times.
+  `StepController` (integral controller, RMS error norm as in torchdiffeq) and are clipped to land on output times,
+  or, with `solver.options.outputs: interpolate`, step freely to the last time and give the outputs in between by
+  linear interpolation of the accepted steps (what the authors' pendulum experiment does with diffrax's saved
+  steps; the step count is then not forced up by many output times).
 - Steps are reported to the field's `callback_step` / `callback_reject_step` when it has them (the NFE counter's
   wrapper does), exactly as torchdiffeq reports its own.
 """
@@ -67,19 +70,20 @@ def rk_increment(term: Term, tableau: Tableau, t: torch.Tensor, dt: float, y: to
                  dw: torch.Tensor | None = None, error: bool = False):
     """Psi_dt(t, y) = sum_i b_i K_i (the step is y + Psi). With `error`, also the local error estimate
     sum_i (b_i - b_embedded_i) K_i (every stage is evaluated); without it, trailing zero-weight stages are skipped.
-    Returns the increment, or (increment, error estimate)."""
+    Returns the increment, or (increment, error estimate). For an ODE the stages are the field's values and dt
+    goes into the weights (one tensor operation fewer per stage than K_i = dt * f)."""
     stages = tableau.stages if error else tableau.advance_stages
+    ode = isinstance(term, ODETerm)
+    scale = dt if ode else 1.0
     ks: list[torch.Tensor] = []
     for i in range(stages):
-        yi = _combine(tableau.a[i], ks, y) if i else y
+        yi = _combine([a * scale for a in tableau.a[i]], ks, y) if i else y
         ti = t + tableau.c[i] * dt if tableau.c[i] else t
-        ks.append(term(ti, yi, dt, dw))
-    increment = _combine(tableau.b, ks)
-    if increment is None:  # pragma: no cover - every tableau has a nonzero weight
-        increment = torch.zeros_like(y)
+        ks.append(term.field(ti, yi) if ode else term(ti, yi, dt, dw))
+    increment = _combine([b * scale for b in tableau.b], ks)
     if not error:
         return increment
-    return increment, _combine(tableau.error_weights, ks)
+    return increment, _combine([e * scale for e in tableau.error_weights], ks)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -88,18 +92,67 @@ def rk_increment(term: Term, tableau: Tableau, t: torch.Tensor, dt: float, y: to
 
 @dataclass
 class Grid:
-    """The times of a solve's steps (host floats) and where each output time sits in them."""
+    """The times of a solve's steps (host floats) and where each output time sits in them: output i is
+    (1 - s) y_n + s y_{n+1} with n = outputs[i], s = fractions[i] (s = 0 when ts[i] is a step time)."""
 
     times: list[float]
-    outputs: list[int]  # outputs[i] = index into `times` of ts[i]
+    outputs: list[int]
+    fractions: list[float] | None = None
 
     @property
     def steps(self) -> int:
         return len(self.times) - 1
 
-    def output_positions(self) -> dict[int, int]:
-        """grid index -> position in ts."""
-        return {index: position for position, index in enumerate(self.outputs)}
+    def output_weights(self) -> dict[int, list[tuple[int, float]]]:
+        """grid index k -> [(position in ts, d output / d y_k)]: how output gradients enter the adjoint at y_k."""
+        weights: dict[int, list[tuple[int, float]]] = {}
+        for position, n in enumerate(self.outputs):
+            s = self.fractions[position] if self.fractions else 0.0
+            weights.setdefault(n, []).append((position, 1.0 - s))
+            if s:
+                weights.setdefault(n + 1, []).append((position, s))
+        return weights
+
+
+def output_gradient(weights: dict[int, list[tuple[int, float]]], k: int, grad_ys: torch.Tensor):
+    """The sum of the output gradients that reach grid state k (None when none do)."""
+    total = None
+    for position, w in weights.get(k, ()):
+        g = grad_ys[position] if w == 1 else grad_ys[position] * w
+        total = g if total is None else total + g
+    return total
+
+
+class OutputCollector:
+    """Gathers the outputs at `times` from the accepted states, interpolating linearly between steps."""
+
+    def __init__(self, times: list[float]) -> None:
+        self.times = times
+        self.direction = 1.0 if times[-1] > times[0] else -1.0
+        self.pending = 0
+        self.values: list[torch.Tensor] = []
+        self.outputs: list[int] = []
+        self.fractions: list[float] = []
+        self.previous: tuple[float, torch.Tensor] | None = None
+
+    def accept(self, index: int, t: float, y: torch.Tensor) -> None:
+        while self.pending < len(self.times) and self.direction * (self.times[self.pending] - t) <= 0:
+            tau = self.times[self.pending]
+            if tau == t:
+                self.values.append(y)
+                self.outputs.append(index)
+                self.fractions.append(0.0)
+            else:
+                t_prev, y_prev = self.previous
+                frac = (tau - t_prev) / (t - t_prev)
+                self.values.append(torch.lerp(y_prev, y, frac))
+                self.outputs.append(index - 1)
+                self.fractions.append(frac)
+            self.pending += 1
+        self.previous = (t, y)
+
+    def grid(self, times: list[float]) -> Grid:
+        return Grid(times, self.outputs, self.fractions)
 
 
 def check_times(ts: torch.Tensor) -> list[float]:
@@ -186,15 +239,16 @@ def adaptive_steps(
     first_step: float,
     on_accept: Callable[[int, float, object], None],
     field=None,
+    land: bool = True,
 ) -> list[float]:
     """Drive `try_step(t, h, state) -> (new_state, err, y_old, y_new)` from times[0] to times[-1] with adaptive
-    steps that land on every output time; `on_accept(grid_index, t, state)` sees each accepted state. Returns the
-    accepted step times (the grid)."""
+    steps that land on every output time (`land`) or only on the last; `on_accept(grid_index, t, state)` sees each
+    accepted state. Returns the accepted step times (the grid)."""
     direction = 1.0 if times[-1] > times[0] else -1.0
     t, h = times[0], abs(first_step)
     grid = [t]
     on_accept(0, t, state)
-    for target in times[1:]:
+    for target in times[1:] if land else times[-1:]:
         while direction * (target - t) > 0:
             if len(grid) > controller.max_num_steps:
                 raise SolverFailed(f"max_num_steps exceeded ({controller.max_num_steps})")
@@ -226,8 +280,9 @@ class Schedule:
     """How a solve steps: a fixed `grid`, or a `controller` (adaptive) that finds the grid as it goes."""
 
     def __init__(self, times: list[float], grid: Grid | None, controller: StepController | None,
-                 first_step: float | None) -> None:
+                 first_step: float | None, land: bool = True) -> None:
         self.times, self.grid, self.controller, self.first_step = times, grid, controller, first_step
+        self.land = land
 
     @classmethod
     def build(cls, spec, tableau: Tableau, ts: torch.Tensor) -> Schedule:
@@ -237,7 +292,15 @@ class Schedule:
             return cls(times, fixed_grid(times, spec.step_size), None, None)
         controller = StepController(spec.rtol, spec.atol, min(tableau.order, tableau.embedded_order),
                                     spec.max_num_steps)
-        return cls(times, None, controller, spec.options.get("first_step"))
+        outputs = spec.options.get("outputs", "land")
+        if outputs not in ("land", "interpolate"):
+            raise ValueError(f"solver.options.outputs={outputs!r} is not a choice; choose land or interpolate")
+        return cls(times, None, controller, spec.options.get("first_step"), land=outputs == "land")
+
+    def drive(self, term: Term, y0: torch.Tensor, state: object, try_step, on_accept, field) -> list[float]:
+        """Run the adaptive steps (see `adaptive_steps`)."""
+        return adaptive_steps(try_step, state, self.times, self.controller, self.first(term, y0), on_accept, field,
+                              self.land)
 
     @property
     def direction(self) -> float:
@@ -277,32 +340,25 @@ class PlainStepper:
 
     def run(self, schedule: Schedule, y0: torch.Tensor, keep: Callable[[int, torch.Tensor], None] | None = None):
         """Solve under the current grad mode: (outputs at ts, grid); `keep(index, y)` sees every grid state."""
-        outputs: list[torch.Tensor] = []
+        collector = OutputCollector(schedule.times)
+
+        def on_accept(index, t, y):
+            if keep is not None:
+                keep(index, y)
+            collector.accept(index, t, y)
+
         if schedule.grid is not None:
-            grid, y = schedule.grid, y0
-            wanted = set(grid.outputs)
-            for n in range(grid.steps + 1):
-                if n:
-                    y = self.step(grid.times[n - 1], grid.times[n], y)
-                    report_step(self.field, True)
-                if keep is not None:
-                    keep(n, y)
-                if n in wanted:
-                    outputs.append(y)
-            return outputs, grid
-        wanted_times = set(schedule.times)
+            times, y = schedule.grid.times, y0
+            on_accept(0, times[0], y)
+            for n in range(len(times) - 1):
+                y = self.step(times[n], times[n + 1], y)
+                report_step(self.field, True)
+                on_accept(n + 1, times[n + 1], y)
+            return collector.values, collector.grid(times)
 
         def try_step(t, h, y):
             y1, err = self.step(t, t + h, y, error=True)
             return y1, err, y, y1
 
-        def on_accept(index, t, y):
-            if keep is not None:
-                keep(index, y)
-            if t in wanted_times:
-                outputs.append(y)
-
-        accepted = adaptive_steps(try_step, y0, schedule.times, schedule.controller, schedule.first(self.term, y0),
-                                  on_accept, self.field)
-        positions = {t: i for i, t in enumerate(accepted)}
-        return outputs, Grid(accepted, [positions[t] for t in schedule.times])
+        accepted = schedule.drive(self.term, y0, y0, try_step, on_accept, self.field)
+        return collector.values, collector.grid(accepted)

@@ -52,8 +52,9 @@ def _gradient(method, field, y0, ts):
     return ys.detach(), torch.cat([p.grad.flatten() for p in field.parameters()] + [x.grad.flatten()])
 
 
-@pytest.mark.parametrize("spec", [SolverSpec("rk4", step_size=0.02), SolverSpec("tsit5", rtol=1e-7, atol=1e-9)],
-                         ids=["rk4-fixed", "tsit5-adaptive"])
+@pytest.mark.parametrize("spec", [SolverSpec("rk4", step_size=0.02), SolverSpec("tsit5", rtol=1e-7, atol=1e-9),
+                                  SolverSpec("bosh3", rtol=1e-5, atol=1e-7, options={"outputs": "interpolate"})],
+                         ids=["rk4-fixed", "tsit5-adaptive", "bosh3-interpolated"])
 def test_checkpointing_equals_direct_backprop(spec):
     torch.manual_seed(0)
     field = Field().double()
