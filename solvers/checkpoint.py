@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from solvers.base import GradientMethod, SolverSpec
 from solvers.reversible import check_stratonovich, trainable
@@ -91,6 +92,7 @@ class _CheckpointedSolve(torch.autograd.Function):
         return torch.stack(outputs)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_ys: torch.Tensor):
         stepper, grid = ctx.stepper, ctx.grid
         saved = ctx.saved_tensors

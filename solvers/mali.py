@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from solvers.base import GradientMethod, SolverSpec
 from solvers.reversible import trainable
@@ -24,7 +25,7 @@ class _ALF:
         self.field, self.eta = field, eta
 
     def f(self, t: float, y: torch.Tensor) -> torch.Tensor:
-        return self.field(torch.tensor(t, dtype=y.dtype, device=y.device), y)
+        return self.field(torch.full((), t, dtype=y.dtype, device=y.device), y)
 
     def step(self, t0: float, t1: float, z: torch.Tensor, v: torch.Tensor):
         h = t1 - t0
@@ -56,6 +57,7 @@ class _MALISolve(torch.autograd.Function):
         return torch.stack(outputs)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_ys):
         alf, grid = ctx.alf, ctx.grid
         y0, z, v, *params = ctx.saved_tensors

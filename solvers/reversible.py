@@ -43,6 +43,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from solvers.base import GradientMethod, SolverSpec
 from solvers.rk import (
@@ -68,7 +69,7 @@ class ReversibleStepper:
         self.field = field  # receives step callbacks (the NFE counter's wrapper)
 
     def _time(self, t: float, like: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(t, dtype=like.dtype, device=like.device)
+        return torch.full((), t, dtype=like.dtype, device=like.device)  # a fill, not a host-to-device copy
 
     def _dw(self, t0: float, t1: float) -> torch.Tensor | None:
         return brownian_increment(self.bm, t0, t1)
@@ -163,6 +164,7 @@ class _ReversibleSolve(torch.autograd.Function):
         return torch.stack(outputs)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_ys: torch.Tensor):
         stepper, grid = ctx.stepper, ctx.grid
         y, z, *params = ctx.saved_tensors

@@ -326,7 +326,7 @@ class PlainStepper:
         self.term, self.tableau, self.bm, self.field = term, tableau, bm, field
 
     def step(self, t0: float, t1: float, y: torch.Tensor, error: bool = False):
-        t = torch.tensor(t0, dtype=y.dtype, device=y.device)
+        t = torch.full((), t0, dtype=y.dtype, device=y.device)
         out = rk_increment(self.term, self.tableau, t, t1 - t0, y, brownian_increment(self.bm, t0, t1), error)
         if error:
             return y + out[0], out[1]

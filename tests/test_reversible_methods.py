@@ -164,3 +164,18 @@ def test_each_method_trains_through_the_entry_point(tmp_path, overrides):
     else:
         assert result["bwd_nfe"] > 0
     assert result["grad_rel_error"] < 0.05
+
+
+def test_bench_section_reports_constant_reversible_memory(monkeypatch):
+    """The `make bench` reversible section on tiny step counts: its table says the reversible graph does not grow with
+    the steps while direct backprop's doubles (timings are the bench's business, not asserted here)."""
+    import runs.bench_reversible as bench
+
+    monkeypatch.setattr(bench, "STEPS", (10, 20))
+    monkeypatch.setattr(bench, "CHECKPOINTS", (2,))
+    text = bench.run_section(torch.device("cpu"), repeats=1)
+    rows = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| 20 |")}
+    assert set(rows) == {"reversible", "direct_rk", "direct (torchdiffeq)", "checkpoint, 2 checkpoints"}
+    growth = {name: float(line.split("|")[7]) for name, line in rows.items()}
+    assert growth["reversible"] == 1.0 and 1.9 < growth["direct_rk"] < 2.1
+    assert "graph memory from 10 to 20 steps: reversible ×1.00" in text
