@@ -8,7 +8,7 @@ LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install demo test lint bench clean-runs
+.PHONY: install demo test lint bench clean-runs reproduce-reversible
 
 install: $(VENV)/.installed
 
@@ -56,3 +56,11 @@ slurm-test: install
 
 status: install
 	$(PY) -m analysis.status $(RUNS)
+
+# McCallum & Foster 2024 (reversible solvers): every table at SCALE (smoke | quick | paper) into runs/reversible/$(SCALE)/,
+# then the tables (authors' logs beside ours) and the figures (runs/reversible/$(SCALE)/figures/).
+REVERSIBLE_OUT ?= runs/reversible/$(SCALE)
+reproduce-reversible: install
+	$(PY) -m runs.reproduce_reversible --scale $(SCALE) --out $(REVERSIBLE_OUT) $(if $(LAUNCHER),--launcher $(LAUNCHER),)
+	$(PY) -m analysis.reversible $(REVERSIBLE_OUT)
+	REVERSIBLE_RUNS=$(REVERSIBLE_OUT) $(PY) analysis/notebooks/reversible.py

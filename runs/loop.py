@@ -32,7 +32,7 @@ from runs.build import (
     resolve_device,
     resolve_dtype,
 )
-from runs.gradcheck import gradient_error
+from runs.gradcheck import gradient_errors
 from runs.loggers import NullLogger, make_logger
 from runs.memory import CudaPeak, peak_rss_mib, saved_tensor_meter
 from runs.record import RunRecord, environment
@@ -314,7 +314,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     result["grad_rel_error"] = None
     if result["status"] == "ok" and cfg.train.grad_error:
         try:
-            result["grad_rel_error"] = gradient_error(cfg, task)
+            result.update(gradient_errors(cfg, task))
         except Exception as exc:  # noqa: BLE001 - a failed check leaves the run's own result intact
             log.warning("gradient-error check failed: %s", exc)
     result.update(wall_seconds=time.perf_counter() - wall_start, peak_rss_mib=peak_rss_mib(),

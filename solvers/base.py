@@ -21,15 +21,24 @@ from torch import nn
 
 from solvers.nfe import NFECounter
 from solvers.norms import NORMS
+from solvers.tableaus import ALIASES, TABLEAUS, get_tableau, has_tableau
 
 # torchdiffeq's solvers, by how they choose steps.
 ADAPTIVE_SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_SOLVERS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
+# Schemes only the harness's own stepping loop has (solvers/tableaus.py), for methods that step themselves.
+TABLEAU_SOLVERS = tuple(name for name in (*TABLEAUS, *ALIASES) if name not in ADAPTIVE_SOLVERS + FIXED_SOLVERS)
 
 
 @dataclass(frozen=True)
 class SolverSpec:
-    """How one solve steps: a solver name and either tolerances (adaptive) or a step size (fixed)."""
+    """How one solve steps: a solver name and either tolerances (adaptive) or a step size (fixed).
+
+    Names are torchdiffeq's solvers and the tableaus of solvers/tableaus.py (`TABLEAU_SOLVERS`: e.g. ralston3,
+    tsit5, heun), the latter only for methods that step themselves. A tableau with embedded weights (dopri5, bosh3,
+    tsit5, heun) takes adaptive steps unless `step_size` is set; a fixed step of an adaptive torchdiffeq solver
+    is again only for methods that step themselves (`GradientMethod.steps_itself`).
+    """
 
     name: str
     rtol: float | None = None
@@ -39,10 +48,10 @@ class SolverSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.name not in ADAPTIVE_SOLVERS + FIXED_SOLVERS:
+        if self.name not in ADAPTIVE_SOLVERS + FIXED_SOLVERS + TABLEAU_SOLVERS:
             raise ValueError(
                 f"solver={self.name!r} is not a known solver; choose one of "
-                f"{', '.join(ADAPTIVE_SOLVERS + FIXED_SOLVERS)}"
+                f"{', '.join(ADAPTIVE_SOLVERS + FIXED_SOLVERS + TABLEAU_SOLVERS)}"
             )
         if self.adaptive:
             for key in ("rtol", "atol"):
@@ -61,7 +70,14 @@ class SolverSpec:
 
     @property
     def adaptive(self) -> bool:
-        return self.name in ADAPTIVE_SOLVERS
+        if self.name in TABLEAU_SOLVERS:
+            return get_tableau(self.name).embedded and self.step_size is None
+        return self.name in ADAPTIVE_SOLVERS and (self.step_size is None or not has_tableau(self.name))
+
+    @property
+    def torchdiffeq(self) -> bool:
+        """Whether torchdiffeq can take these steps (its solver, and no fixed step forced on an adaptive one)."""
+        return self.name in FIXED_SOLVERS or (self.name in ADAPTIVE_SOLVERS and self.adaptive)
 
     def odeint_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for torchdiffeq.odeint / odeint_adjoint."""
@@ -87,6 +103,9 @@ class GradientMethod(abc.ABC):
 
     name: ClassVar[str]
     backward_solve: ClassVar[bool] = False
+    # True for methods that step the tableaus of solvers/tableaus.py themselves (solvers/rk.py) rather than
+    # through torchdiffeq; decides which `solver=` names the method accepts.
+    steps_itself: ClassVar[bool] = False
 
     def __init__(self, solver: SolverSpec, norm: str = "default") -> None:
         if norm not in NORMS:
@@ -102,9 +121,30 @@ class GradientMethod(abc.ABC):
                     f"norm={norm} steers an adaptive step size, and solver={solver.name} takes fixed steps; "
                     f"use norm=default, or an adaptive solver (e.g. solver=dopri5)"
                 )
+        self.check_solver(solver)
         self.solver = solver
         self.norm = norm
         self.nfe = NFECounter()
+
+    def check_solver(self, solver: SolverSpec) -> None:
+        """Fail, in one sentence, on a solver this method cannot step."""
+        own = "methods that step the tableaus themselves (e.g. method=reversible, checkpoint, direct_rk)"
+        if self.steps_itself:
+            if not has_tableau(solver.name):
+                raise ValueError(
+                    f"solver={solver.name} has no Butcher tableau in solvers/tableaus.py, and method={self.name} "
+                    f"steps those itself; choose one of {', '.join((*TABLEAUS, *ALIASES))}"
+                )
+        elif solver.name not in ADAPTIVE_SOLVERS + FIXED_SOLVERS:
+            raise ValueError(
+                f"solver={solver.name} is not a torchdiffeq solver, and method={self.name} solves through "
+                f"torchdiffeq; use one of {', '.join(ADAPTIVE_SOLVERS + FIXED_SOLVERS)}, or one of the {own}"
+            )
+        elif not solver.torchdiffeq:
+            raise ValueError(
+                f"solver={solver.name} with a fixed solver.step_size is not something torchdiffeq does, and "
+                f"method={self.name} solves through torchdiffeq; drop solver.step_size, or use one of the {own}"
+            )
 
     def solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
         """Solve dy/dt = field(t, y) from y0, returning y at every time of `ts` (shape (len(ts), *y0.shape))."""

@@ -1,0 +1,238 @@
+"""Algebraically reversible Runge–Kutta solvers (McCallum & Foster 2024, arXiv 2410.11648) with exact gradients
+in memory that does not grow with the number of steps.
+
+Any explicit RK method of `solvers/tableaus.py` (increment Psi_h(t, y), so y_{n+1} = y_n + Psi_h(t_n, y_n)) is
+made reversible by carrying a pair (y_n, z_n), started equal (y_0 = z_0), with a coupling parameter lambda:
+
+    y_{n+1} = lambda * y_n + (1 - lambda) * z_n + Psi_h(t_n, z_n)        one base step forward from z
+    z_{n+1} = z_n - Psi_{-h}(t_{n+1}, y_{n+1})                           one base step backward from y
+
+and returning y. Each step inverts exactly:
+
+    z_n = z_{n+1} + Psi_{-h}(t_{n+1}, y_{n+1})
+    y_n = (1/lambda) y_{n+1} + (1 - 1/lambda) z_n - (1/lambda) Psi_h(t_n, z_n)
+
+so the backward pass keeps only the last pair, walks back one step at a time reconstructing each earlier pair, and
+takes the two local vector-Jacobian products there (the authors' recursion, repo sammccallum/reversible, file
+reversible/reversible_solver.py): a_y <- a_y - J_{Psi_-h}(y_{n+1})^T a_z, then a_z <- a_z + (1 - lambda) a_y +
+J_{Psi_h}(z_n)^T a_y and a_y <- lambda a_y; the gradient of y_0 = z_0 is a_y + a_z. The gradient is that of the
+discrete forward solve (discretise-then-optimise) up to floating-point round-off; the reconstruction divides by
+lambda, so round-off can grow like lambda^-n over very long solves (see docs in the tests).
+
+Steps: fixed (`solver.step_size`; each interval between output times cut into equal steps) or adaptive for a tableau
+with embedded weights, the error estimate taken, as the authors' diffrax implementation does, from the backward
+base step from y_{n+1}; the accepted step times are kept (one float per step) so the backward pass retraces them.
+Outputs at every time of `ts` are grid points, so no interpolation enters (with adaptive steps and
+`solver.options.outputs: interpolate`, outputs between steps are linear interpolations of the accepted y's instead,
+and their gradients enter the adjoint at both neighbouring steps). Dopri5 and Tsit5 advance with their
+5th-order weights (diffrax's choice; the authors' v1 code advanced Dopri5 with its 4th-order weights).
+
+Extensions (same step): neural CDEs through `solve` (the task's field multiplies by dX/dt), and Stratonovich SDEs
+through `solve_sde`, each stage an increment f dt + g dW with dW from the torchsde Brownian object, re-queried in the
+backward pass (so no noise is stored) and negated for the backward base step.
+
+NFE: each step costs two base steps forward (stages of Psi_h from z plus stages of Psi_-h from y; all stages of the
+latter when it estimates the error). The backward pass costs two base steps (reconstruction, whose graphs also
+give the VJPs) per step, counted as backward NFE; the first backward step skips the VJP through Psi_-h, which
+multiplies a zero adjoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from solvers.base import GradientMethod, SolverSpec
+from solvers.rk import (
+    ODETerm,
+    OutputCollector,
+    Schedule,
+    SDETerm,
+    brownian_increment,
+    output_gradient,
+    report_step,
+    rk_increment,
+)
+from solvers.tableaus import Tableau, get_tableau
+
+BACKWARDS = ("reconstruct", "autograd")
+
+
+class ReversibleStepper:
+    """The reversible pair's forward and backward steps for one solve (term, tableau, lambda, Brownian object)."""
+
+    def __init__(self, term, tableau: Tableau, coupling: float, bm: Any = None, field: Any = None) -> None:
+        self.term, self.tableau, self.lam, self.bm = term, tableau, coupling, bm
+        self.field = field  # receives step callbacks (the NFE counter's wrapper)
+
+    def _time(self, t: float, like: torch.Tensor) -> torch.Tensor:
+        return torch.full((), t, dtype=like.dtype, device=like.device)  # a fill, not a host-to-device copy
+
+    def _dw(self, t0: float, t1: float) -> torch.Tensor | None:
+        return brownian_increment(self.bm, t0, t1)
+
+    def step(self, t0: float, t1: float, y: torch.Tensor, z: torch.Tensor, error: bool = False):
+        """(y_{n+1}, z_{n+1}) from (y_n, z_n); with `error`, also the backward base step's error estimate."""
+        h, dw = t1 - t0, self._dw(t0, t1)
+        p = rk_increment(self.term, self.tableau, self._time(t0, z), h, z, dw)
+        y1 = y + p if self.lam == 1 else torch.add(self.lam * y, z, alpha=1 - self.lam) + p
+        back = rk_increment(self.term, self.tableau, self._time(t1, y1), -h, y1, None if dw is None else -dw,
+                            error=error)
+        q, err = back if error else (back, None)
+        return y1, z - q, err
+
+    def inverse_step(self, t0: float, t1: float, y1: torch.Tensor, z1: torch.Tensor, a_y: torch.Tensor,
+                     a_z: torch.Tensor | None, params: tuple[torch.Tensor, ...], grads: list):
+        """Reconstruct (y_n, z_n) from (y_{n+1}, z_{n+1}) and carry the adjoints (a_y, a_z) of the later pair back to
+        the earlier one, adding the parameter gradient into `grads`. a_z None means a zero adjoint."""
+        h, dw = t1 - t0, self._dw(t0, t1)
+        lam = self.lam
+        with torch.set_grad_enabled(a_z is not None):  # a zero a_z needs no VJP through Psi_-h
+            y1_ = y1.detach().requires_grad_(a_z is not None)
+            q = rk_increment(self.term, self.tableau, self._time(t1, y1), -h, y1_, None if dw is None else -dw)
+        z0 = torch.add(z1, q.detach())
+        with torch.enable_grad():
+            z0_ = z0.detach().requires_grad_(True)
+            p = rk_increment(self.term, self.tableau, self._time(t0, z0), h, z0_, dw)
+        # y_n = (1/lam) y_{n+1} + (1 - 1/lam) z_n - (1/lam) Psi_h(t_n, z_n), as the authors invert it
+        y0 = (1 / lam) * y1 + (1 - 1 / lam) * z0 - (1 / lam) * p.detach() if lam != 1 else y1 - p.detach()
+        if a_z is not None:
+            # z_{n+1} = z_n - Psi_-h(y_{n+1}): pull a_z back through -Psi_-h onto y_{n+1} and the parameters.
+            g = torch.autograd.grad(q, (y1_, *params), grad_outputs=-a_z, allow_unused=True)
+            if g[0] is not None:
+                a_y = a_y + g[0]
+            _accumulate(grads, g[1:])
+        # y_{n+1} = lam y_n + (1 - lam) z_n + Psi_h(z_n)
+        g = torch.autograd.grad(p, (z0_, *params), grad_outputs=a_y, allow_unused=True)
+        _accumulate(grads, g[1:])
+        a_z_new = a_y * (1 - lam) if a_z is None else torch.add(a_z, a_y, alpha=1 - lam)
+        if g[0] is not None:
+            a_z_new = a_z_new + g[0]
+        return y0, z0, a_y * lam if lam != 1 else a_y, a_z_new
+
+
+def _accumulate(grads: list, new: tuple) -> None:
+    """grads[i] += new[i], in place after the first (grads[i] is None until then)."""
+    for i, g in enumerate(new):
+        if g is not None:
+            if grads[i] is None:
+                grads[i] = g.clone()
+            else:
+                grads[i].add_(g)
+
+
+def run_forward(stepper: ReversibleStepper, schedule: Schedule, y0: torch.Tensor):
+    """The reversible solve under whatever grad mode is on: (outputs at ts, y_N, z_N, grid)."""
+    collector = OutputCollector(schedule.times)
+    final: dict[str, torch.Tensor] = {}
+
+    def on_accept(index, t, state):
+        final["y"], final["z"] = state
+        collector.accept(index, t, state[0])
+
+    if schedule.grid is not None:
+        times, state = schedule.grid.times, (y0, y0)
+        on_accept(0, times[0], state)
+        for n in range(len(times) - 1):
+            y, z, _ = stepper.step(times[n], times[n + 1], *state)
+            state = (y, z)
+            report_step(stepper.field, True)
+            on_accept(n + 1, times[n + 1], state)
+        return collector.values, final["y"], final["z"], collector.grid(times)
+
+    def try_step(t, h, state):
+        y, z = state
+        y1, z1, err = stepper.step(t, t + h, y, z, error=True)
+        return (y1, z1), err, y, y1
+
+    accepted = schedule.drive(stepper.term, y0, (y0, y0), try_step, on_accept, stepper.field)
+    return collector.values, final["y"], final["z"], collector.grid(accepted)
+
+
+class _ReversibleSolve(torch.autograd.Function):
+    """Forward: the reversible solve without a graph. Backward: reconstruct pair by pair, one local VJP per base
+    step; only the final pair is saved, whatever the number of steps."""
+
+    @staticmethod
+    def forward(ctx, stepper: ReversibleStepper, schedule: Schedule, y0: torch.Tensor, *params: torch.Tensor):
+        outputs, y, z, grid = run_forward(stepper, schedule, y0)
+        ctx.stepper, ctx.grid = stepper, grid
+        ctx.save_for_backward(y, z, *params)
+        return torch.stack(outputs)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_ys: torch.Tensor):
+        stepper, grid = ctx.stepper, ctx.grid
+        y, z, *params = ctx.saved_tensors
+        params = tuple(params)
+        weights = grid.output_weights()
+        grads: list = [None] * len(params)
+        a_y = torch.zeros_like(y)
+        a_z = None
+        for n in range(grid.steps - 1, -1, -1):
+            g = output_gradient(weights, n + 1, grad_ys)
+            if g is not None:
+                a_y = a_y + g
+            y, z, a_y, a_z = stepper.inverse_step(grid.times[n], grid.times[n + 1], y, z, a_y, a_z, params, grads)
+            report_step(stepper.field, True)
+        g = output_gradient(weights, 0, grad_ys)
+        if g is not None:
+            a_y = a_y + g
+        grad_y0 = a_y + a_z if a_z is not None else a_y
+        grad_params = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        return (None, None, grad_y0, *grad_params)
+
+
+def trainable(module) -> tuple[torch.Tensor, ...]:
+    return tuple(p for p in module.parameters() if p.requires_grad)
+
+
+class Reversible(GradientMethod):
+    """McCallum–Foster reversible solver over the tableau `solver=` names; `coupling` is lambda in (0, 1]."""
+
+    name = "reversible"
+    steps_itself = True
+
+    def __init__(self, solver: SolverSpec, norm: str = "default", coupling: float = 0.999,
+                 backward: str = "reconstruct") -> None:
+        super().__init__(solver, norm)
+        if not (isinstance(coupling, (int, float)) and 0 < coupling <= 1):
+            raise ValueError(f"method.coupling must be a number in (0, 1], got {coupling!r}")
+        if backward not in BACKWARDS:
+            raise ValueError(f"method.backward={backward!r} is not a choice; choose one of {', '.join(BACKWARDS)}")
+        self.coupling = float(coupling)
+        self.backward = backward
+        self.tableau = get_tableau(solver.name)
+
+    def _run(self, stepper: ReversibleStepper, y0: torch.Tensor, ts: torch.Tensor, module) -> torch.Tensor:
+        schedule = Schedule.build(self.solver, self.tableau, ts)
+        if self.backward == "autograd":  # plain backprop through the same discrete solve (memory grows with steps)
+            return torch.stack(run_forward(stepper, schedule, y0)[0])
+        return _ReversibleSolve.apply(stepper, schedule, y0, *trainable(module))
+
+    def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+        stepper = ReversibleStepper(ODETerm(field), self.tableau, self.coupling, field=field)
+        return self._run(stepper, y0, ts, field)
+
+    def _solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor:
+        check_stratonovich(self, sde, self.tableau)
+        stepper = ReversibleStepper(SDETerm(sde), self.tableau, self.coupling, bm=bm, field=sde)
+        return self._run(stepper, y0, ts, sde)
+
+    def describe(self) -> dict[str, Any]:
+        return {"coupling": self.coupling}
+
+
+def check_stratonovich(method: GradientMethod, sde, tableau: Tableau) -> None:
+    """The RK-as-SDE-step converges to the Stratonovich solution only for schemes of order >= 2, with fixed steps."""
+    if getattr(sde, "sde_type", "stratonovich") != "stratonovich":
+        raise ValueError(f"method={method.name} solves Stratonovich SDEs; this SDE has sde_type={sde.sde_type}")
+    if tableau.order < 2:
+        raise ValueError(f"solver={tableau.name} converges to the Ito solution of an SDE; method={method.name} needs a "
+                         "Stratonovich scheme (a tableau of order >= 2, e.g. solver=midpoint or heun)")
+    if method.solver.adaptive:
+        raise ValueError(f"method={method.name} solves SDEs with fixed steps; set solver.step_size")
