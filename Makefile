@@ -8,7 +8,7 @@ LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install demo test lint bench clean-runs
+.PHONY: install demo test lint bench clean-runs reproduce-seminorm
 
 install: $(VENV)/.installed
 
@@ -37,3 +37,22 @@ bench: install
 
 clean-runs:
 	rm -rf runs/single runs/sweep runs/demo
+
+# The seminorm paper (Kidger, Chen & Lyons 2021): one Hydra multirun per table (conf/experiment/seminorm/), results in
+# runs/seminorm/$(SCALE)/, then the tables. The experiment files carry the paper's seeds; smoke and quick run fewer.
+# SEMINORM_DIR moves the whole output (the tests use it).
+SEMINORM_DIR ?= runs/seminorm/$(SCALE)
+SEMINORM_TABLES := speech_commands cnf_images acrobot
+SEMINORM_ARGS_smoke := seed=0,1 logger=none progress=false train.grad_error=false
+SEMINORM_ARGS_quick := seed=0,1,2
+SEMINORM_ARGS_paper :=
+reproduce-seminorm: install
+	@for table in $(SEMINORM_TABLES); do \
+	  echo "== seminorm / $$table (scale=$(SCALE))"; \
+	  $(PY) -m runs.train -m +experiment=seminorm/$$table scale=$(SCALE) hydra.sweep.dir=$(SEMINORM_DIR)/$$table \
+	    $(SEMINORM_ARGS_$(SCALE)) $(LAUNCH) || exit 1; \
+	done
+	$(if $(filter paper,$(SCALE)),$(PY) -m runs.train -m +experiment=seminorm/cnf_images scale=paper \
+	  hydra.sweep.dir=$(SEMINORM_DIR)/cnf_images task.data=cifar10 $(LAUNCH))
+	$(PY) -m analysis.seminorm $(SEMINORM_DIR)
+	SEMINORM_RUNS=$(SEMINORM_DIR) MPLBACKEND=Agg PYTHONPATH=. $(PY) analysis/notebooks/seminorm.py
