@@ -176,7 +176,7 @@ class CNFImages(Task):
             test = test[torch.randperm(len(test), generator=self.generator(-2))[:max_test]]
         self.train_x, self.test_x = train.to(device), test.to(device)
         self.shape: Shape = tuple(train.shape[1:])
-        self.dims = math.prod(self.shape)
+        self.dimension = math.prod(self.shape)  # D of bits/dim
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.check_size = check_size
@@ -198,7 +198,7 @@ class CNFImages(Task):
 
     def bits_per_dim(self, log_prob: torch.Tensor) -> torch.Tensor:
         """-(log p(x) / D - log(levels)) / log 2: the discrete data's negative log-likelihood per dimension."""
-        return -(log_prob / self.dims - math.log(self.levels)) / math.log(2)
+        return -(log_prob / self.dimension - math.log(self.levels)) / math.log(2)
 
     def loss(self, pixels: torch.Tensor, solver: Solver, generator: torch.Generator) -> torch.Tensor:
         x = self.dequantise(pixels, generator)

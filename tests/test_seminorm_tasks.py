@@ -127,3 +127,48 @@ def test_acrobot_dynamics_conserve_energy_without_torque():
     assert np.ptp(energies) < 1e-7 * abs(energies[0]) + 1e-7
     pushed = solve_ivp(lambda t, y: acrobot_dynamics(y, (1.0, 0.0)), (0, 3), s0, rtol=1e-11, atol=1e-11)
     assert np.ptp([energy(s) for s in pushed.y.T]) > 1e-2  # a torque does work
+
+
+def test_a_method_without_jump_t_support_solves_without_it(caplog):
+    """Backward compatible: a method whose `_solve` takes no `jump_t` is still called, without it, and says so."""
+    from solvers.base import GradientMethod
+
+    class PlainMethod(GradientMethod):
+        name = "plain"
+
+        def _solve(self, field, y0, ts):
+            return DirectBackprop(self.solver)._solve(field, y0, ts)
+
+    class Decay(torch.nn.Module):
+        def forward(self, t, y):
+            return -y
+
+    method = PlainMethod(SolverSpec("dopri5", rtol=1e-8, atol=1e-8))
+    ys = method.solve(Decay(), torch.ones(1, dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64),
+                      jump_t=torch.tensor([0.5], dtype=torch.float64))
+    assert ys[-1].item() == pytest.approx(np.exp(-1.0), rel=1e-7)
+    assert "does not use jump_t" in caplog.text and method.nfe.take().fwd > 0
+
+
+def test_cnf_bits_per_dim_of_a_zero_flow_is_the_logit_gaussian_by_hand():
+    """With every CNF's last layer zeroed the flows are the identity (zero divergence): log p(x) is the standard
+    normal density of logit(alpha + (1 - 2 alpha) x) plus that transform's log-Jacobian, whatever the multiscale
+    squeezes and factor-outs do with the pixels."""
+    from tasks.cnf_images import ConvODENet
+
+    task = build_task(make_config("task=cnf_images", "dtype=float64"), torch.device("cpu"), torch.float64)
+    for module in task.model.modules():
+        if isinstance(module, ConvODENet):
+            torch.nn.init.zeros_(module.layers[-1].conv.weight)
+            torch.nn.init.zeros_(module.layers[-1].conv.bias)
+    x = task.dequantise(task.test_x[:3], torch.Generator().manual_seed(0))
+    log_prob = task.model.log_prob(x, DirectBackprop(SolverSpec("dopri5", rtol=1e-6, atol=1e-6)).solve,
+                                   task.rademacher(3, torch.Generator().manual_seed(1)))
+    alpha = task.model.alpha
+    s = alpha + (1 - 2 * alpha) * x
+    y = torch.log(s / (1 - s))
+    expected = (torch.distributions.Normal(0.0, 1.0).log_prob(y) + np.log(1 - 2 * alpha)
+                 - torch.log(s * (1 - s))).flatten(1).sum(1)
+    assert torch.allclose(log_prob, expected, rtol=1e-10)
+    bpd = task.bits_per_dim(log_prob)
+    assert torch.allclose(bpd, -(expected / 64 - np.log(17)) / np.log(2))  # 8x8 digits: 64 dims, 17 levels
