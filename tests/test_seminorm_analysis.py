@@ -72,6 +72,7 @@ def test_reduction_per_row_and_median_over_rows(runs_dir, capsys):
     assert "not found" in lines["Speech|0.0001|seminorm"] and "-50.0%" in lines["Speech|0.0001|seminorm"]
     acrobot = lines["acrobot|0.0001|seminorm"]
     assert "2/3" in acrobot and "solver_failed x1" in acrobot and "not found" in acrobot
+    assert "80 ± 0 (1)" in acrobot  # held-out backward NFE summed over the run's one evaluation
     headline = next(line for line in out.splitlines() if line.startswith("| 3 |"))
     assert "| 40.0% |" in headline and "| 50.0% |" in headline and "40% (paper, abstract)" in headline
     assert "62% (paper, abstract)" in headline

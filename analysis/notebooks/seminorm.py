@@ -16,7 +16,7 @@
 #
 # - `seminorm_heldout_bwd_nfe.{png,pdf}`: backward NFE of one forward+backward pass on held-out data at each
 #   evaluation (the authors' figure plots the validation set's);
-# - `seminorm_train_bwd_nfe.{png,pdf}`: backward NFE of every training step;
+# - `seminorm_train_bwd_nfe.{png,pdf}`: backward NFE of every training step (a running mean over ~2% of the steps);
 # - `seminorm_figure_data.csv`: the plotted curves (mean and std per norm and step), so the figures can be checked.
 #
 # Run as a notebook (`jupytext --to notebook`) or as a script:
@@ -68,6 +68,10 @@ def plot(kind: str, title: str, stem: str) -> plt.Figure:
         task, dataset, rtol, atol = key
         panel = data[(data[PANEL] == pd.Series(dict(zip(PANEL, key)))).all(axis=1)]
         for norm, line in panel.groupby("norm"):
+            # long runs log thousands of steps: plot a running mean over ~2% of them (the CSV keeps every step)
+            window = max(1, len(line) // 50)
+            line = line.assign(mean=line["mean"].rolling(window, min_periods=1).mean(),
+                               std=line["std"].rolling(window, min_periods=1).mean())
             ax.plot(line["step"], line["mean"], color=COLOURS.get(norm), label=NORM_LABELS.get(norm, norm),
                     marker="o" if len(line) < 12 else None, markersize=3)
             ax.fill_between(line["step"], line["mean"] - line["std"], line["mean"] + line["std"],
