@@ -65,7 +65,10 @@ def download(root: Path) -> None:
         urllib.request.urlretrieve(URL, partial)
         partial.replace(archive)
     with tarfile.open(archive, "r:gz") as tar:
-        tar.extractall(root, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.10.12: refuse unsafe members
+            tar.extractall(root, filter="data")
+        else:
+            tar.extractall(root)
 
 
 def read_clips(root: Path) -> tuple[np.ndarray, np.ndarray, int]:
