@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -113,7 +114,8 @@ def test_make_reproduce_seminorm_smoke_end_to_end(tmp_path):
     out_dir = tmp_path / "seminorm"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
     proc = subprocess.run(["make", "--no-print-directory", "reproduce-seminorm", "SCALE=smoke",
-                           f"SEMINORM_DIR={out_dir}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                           f"SEMINORM_DIR={out_dir}", f"PY={sys.executable}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     for title in ("Neural CDE on Speech Commands", "Table 2: continuous normalising flows", "Symplectic ODE-Net"):
