@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from solvers.base import GradientMethod, SolverSpec
-from tasks.base import Task
+from tasks.base import DataUnavailable, Task
 
 # Keys of a config group that describe it rather than being constructor arguments.
 _META_KEYS = ("_target_", "name")
@@ -29,6 +29,10 @@ _METHOD_FIXED = ("solver", "norm")
 
 class ConfigError(ValueError):
     """A config that cannot run; the message is one sentence for the user."""
+
+
+class DataMissing(ConfigError):
+    """The task's data is not on this machine and cannot be downloaded here."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,7 +135,10 @@ def build_method(cfg: DictConfig, solver: SolverSpec | None = None) -> GradientM
 def build_task(cfg: DictConfig, device: torch.device, dtype: torch.dtype) -> Task:
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
-    task = instantiate(cfg.task, "task", _TASK_FIXED, seed=cfg.seed, device=device, dtype=dtype)
+    try:
+        task = instantiate(cfg.task, "task", _TASK_FIXED, seed=cfg.seed, device=device, dtype=dtype)
+    except DataUnavailable as exc:
+        raise DataMissing(f"data unavailable: {exc}") from None
     if not isinstance(task, Task):
         raise ConfigError(f"task._target_={cfg.task._target_} is not a Task")
     return task

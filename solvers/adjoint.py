@@ -21,6 +21,7 @@ from solvers.norms import get_norm
 class ContinuousAdjoint(GradientMethod):
     name = "adjoint"
     backward_solve = True
+    supports_jump_t = True
 
     def __init__(
         self,
@@ -36,8 +37,11 @@ class ContinuousAdjoint(GradientMethod):
         self.adjoint_rtol = adjoint_rtol if adjoint_rtol is not None else solver.rtol
         self.adjoint_atol = adjoint_atol if adjoint_atol is not None else solver.atol
 
-    def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+    def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor,
+               jump_t: torch.Tensor | None = None) -> torch.Tensor:
         kwargs = self.solver.odeint_kwargs()
+        if jump_t is not None:
+            kwargs["options"]["jump_t"] = jump_t  # the backward solve gets it too (torchdiffeq flips it in time)
         adjoint_options = dict(kwargs["options"])
         if self.solver.adaptive:
             adjoint_options["norm"] = get_norm(self.norm)

@@ -11,6 +11,7 @@ if it handles SDEs), then add `conf/method/<name>.yaml` with `_target_` naming t
 from __future__ import annotations
 
 import abc
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from torch import nn
 from solvers.nfe import NFECounter
 from solvers.norms import NORMS
 from solvers.tableaus import ALIASES, TABLEAUS, get_tableau, has_tableau
+
+log = logging.getLogger(__name__)
 
 # torchdiffeq's solvers, by how they choose steps.
 ADAPTIVE_SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
@@ -99,6 +102,7 @@ class GradientMethod(abc.ABC):
       name            - the config name (`method=<name>`)
       backward_solve  - True when the backward pass is itself an adaptive solve that a norm can steer; norms
                         other than `default` are only meaningful (and only allowed) for such methods.
+      supports_jump_t - True when `_solve` accepts the keyword `jump_t` (see `solve`).
     """
 
     name: ClassVar[str]
@@ -106,6 +110,8 @@ class GradientMethod(abc.ABC):
     # True for methods that step the tableaus of solvers/tableaus.py themselves (solvers/rk.py) rather than
     # through torchdiffeq; decides which `solver=` names the method accepts.
     steps_itself: ClassVar[bool] = False
+    supports_jump_t: ClassVar[bool] = False
+    _warned_jump_t: bool = False
 
     def __init__(self, solver: SolverSpec, norm: str = "default") -> None:
         if norm not in NORMS:
@@ -146,9 +152,26 @@ class GradientMethod(abc.ABC):
                 f"method={self.name} solves through torchdiffeq; drop solver.step_size, or use one of the {own}"
             )
 
-    def solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
-        """Solve dy/dt = field(t, y) from y0, returning y at every time of `ts` (shape (len(ts), *y0.shape))."""
-        return self._solve(self.nfe.wrap(field, self.solver.adaptive), y0, ts)
+    def solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor,
+              jump_t: torch.Tensor | None = None) -> torch.Tensor:
+        """Solve dy/dt = field(t, y) from y0, returning y at every time of `ts` (shape (len(ts), *y0.shape)).
+
+        `jump_t` (optional): times where the field is discontinuous, e.g. the knots of a neural CDE's linear
+        interpolation. An adaptive solver then ends a step exactly at each and restarts there (torchdiffeq's
+        `jump_t` option; the seminorm paper's code did this with torchdiffeq 0.1's `grid_points`), forward and in an
+        adjoint's backward solve. Methods that set `supports_jump_t` pass it on; the others, and fixed-step solvers,
+        solve without it (logged once). Omitted or None: the behaviour of a plain `solve(field, y0, ts)`.
+        """
+        counted = self.nfe.wrap(field, self.solver.adaptive)
+        if jump_t is None:
+            return self._solve(counted, y0, ts)
+        if not (self.supports_jump_t and self.solver.adaptive):
+            if not self._warned_jump_t:
+                log.warning("method=%s with solver=%s does not use jump_t; solving without it", self.name,
+                            self.solver.name)
+                self._warned_jump_t = True
+            return self._solve(counted, y0, ts)
+        return self._solve(counted, y0, ts, jump_t=jump_t)
 
     def solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor:
         """Solve a torchsde SDE (drift `f`, diffusion `g`) driven by the Brownian object `bm`."""

@@ -16,6 +16,11 @@ from solvers.base import GradientMethod
 
 class DirectBackprop(GradientMethod):
     name = "direct"
+    supports_jump_t = True
 
-    def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
-        return torchdiffeq.odeint(field, y0, ts, **self.solver.odeint_kwargs())
+    def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor,
+               jump_t: torch.Tensor | None = None) -> torch.Tensor:
+        kwargs = self.solver.odeint_kwargs()
+        if jump_t is not None:
+            kwargs["options"]["jump_t"] = jump_t
+        return torchdiffeq.odeint(field, y0, ts, **kwargs)

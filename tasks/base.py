@@ -16,10 +16,15 @@ import torch
 from torch import nn
 
 
+class DataUnavailable(FileNotFoundError):
+    """A task's data is neither on disk nor downloadable here (e.g. no network); the message says where to put it."""
+
+
 class Solver(Protocol):
     """The part of a gradient method a task may use."""
 
-    def solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor: ...
+    def solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor,
+              jump_t: torch.Tensor | None = None) -> torch.Tensor: ...
 
     def solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor: ...
 

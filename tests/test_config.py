@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import CONF, make_config
 
-from runs.build import ConfigError, build_method, build_solver, build_task
+from runs.build import ConfigError, DataMissing, build_method, build_solver, build_task
 
 SOLVERS = sorted(p.stem for p in (CONF / "solver").glob("*.yaml"))
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
@@ -38,7 +38,10 @@ def test_method_norm_grid_is_valid_or_says_why(method, norm):
 @pytest.mark.parametrize("scale", ["smoke", "quick", "paper"])
 def test_every_task_builds_at_every_scale(task, scale):
     cfg = make_config(f"task={task}", f"scale={scale}")
-    built = build_task(cfg, torch.device("cpu"), torch.float32)
+    try:
+        built = build_task(cfg, torch.device("cpu"), torch.float32)
+    except DataMissing as exc:  # paper-scale data (Speech Commands, MNIST, ...) is not on this offline machine
+        pytest.skip(str(exc))
     assert built.dataset and built.metric
     assert sum(p.numel() for p in built.model.parameters()) > 0
 

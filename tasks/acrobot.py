@@ -1,0 +1,104 @@
+"""Symplectic ODE-Net learning the acrobot's controlled dynamics (the seminorm paper's "physical control" task).
+
+Data: `tasks/acrobot_data.py` simulates `trajectories` trajectories of `steps` steps for each of the nine constant
+controls and cuts them into windows of `window` observations (dt = 0.05). The model predicts each window from its
+first observation; the loss and the test metric are the mean squared error over the whole predicted window
+(all 8 channels, as the authors' code).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tasks.acrobot_data import DT, simulate, split_windows
+from tasks.base import Solver, Task
+from tasks.symoden import SymODENField
+
+
+@functools.lru_cache(maxsize=4)
+def acrobot_windows(trajectories: int, steps: int, window: int, data_seed: int,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train, val, test) windows (N, window, 8), simulated once per process."""
+    train, val, test = split_windows(simulate(trajectories, steps, data_seed), window)
+    return tuple(torch.from_numpy(np.ascontiguousarray(part)) for part in (train, val, test))
+
+
+class AcrobotSymODEN(Task):
+    metric = "test_mse"
+    lower_is_better = True
+
+    def __init__(
+        self,
+        seed: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        trajectories: int = 128,
+        steps: int = 32,
+        window: int = 8,
+        data_seed: int = 456789,
+        mass_hidden: int = 400,
+        potential_hidden: int = 300,
+        control_hidden: int = 300,
+        batch_size: int = 256,
+        eval_batch_size: int = 1024,
+        max_test: int = 0,
+        check_size: int = 4,
+    ) -> None:
+        super().__init__(seed, device, dtype)
+        for key, value in (("trajectories", trajectories), ("mass_hidden", mass_hidden),
+                           ("potential_hidden", potential_hidden), ("control_hidden", control_hidden),
+                           ("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
+                           ("check_size", check_size)):
+            if value < 1:
+                raise ValueError(f"task.{key} must be at least 1, got {value}")
+        if window < 2 or steps < window:
+            raise ValueError(f"task.window must be at least 2 and at most task.steps, got window={window}, "
+                             f"steps={steps}")
+        if trajectories < 7:
+            raise ValueError(f"task.trajectories must be at least 7 (a 70/15/15 split needs a test trajectory), "
+                             f"got {trajectories}")
+        train, val, test = acrobot_windows(trajectories, steps, window, data_seed)
+        if max_test and max_test < len(test):
+            test = test[torch.randperm(len(test), generator=self.generator(-2))[:max_test]]
+        self.train_x, self.val_x, self.test_x = (part.to(device, dtype) for part in (train, val, test))
+        self.ts = torch.arange(window, device=device, dtype=dtype) * DT
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.check_size = check_size
+        self.dataset = (f"acrobot simulated in code (book dynamics, 9 constant controls x {trajectories} "
+                        f"trajectories x {steps} steps, seed {data_seed}); {len(train)} train / {len(test)} test "
+                        f"windows of {window}")
+        torch.manual_seed(seed)
+        self.field = SymODENField(2, 2, mass_hidden, potential_hidden, control_hidden).to(device, dtype)
+        self.model = self.field
+
+    def mse(self, x: torch.Tensor, solver: Solver) -> torch.Tensor:
+        """Mean squared error of the trajectory predicted from each window's first observation."""
+        predicted = solver.solve(self.field, x[:, 0], self.ts).transpose(0, 1)
+        return F.mse_loss(predicted, x)
+
+    def batch_indices(self, step: int) -> torch.Tensor:
+        n = len(self.train_x)
+        per_epoch = math.ceil(n / self.batch_size)
+        epoch, k = divmod(step, per_epoch)
+        order = torch.randperm(n, generator=self.generator(-10, epoch))
+        return order[k * self.batch_size:(k + 1) * self.batch_size].to(self.device)
+
+    def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
+        return self.mse(self.train_x[self.batch_indices(step)], solver)
+
+    @torch.no_grad()
+    def evaluate(self, solver: Solver) -> dict[str, float]:
+        total = sum(self.mse(x, solver).item() * len(x) for x in self.test_x.split(self.eval_batch_size))
+        return {"test_mse": total / len(self.test_x)}
+
+    def eval_loss(self, solver: Solver) -> torch.Tensor:
+        return self.mse(self.val_x[: self.eval_batch_size], solver)
+
+    def check_loss(self, solver: Solver) -> torch.Tensor:
+        return self.mse(self.train_x[: self.check_size], solver)

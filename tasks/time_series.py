@@ -1,0 +1,108 @@
+"""Labelled time series -> tensors a neural CDE reads: padded to one grid, normalised, time appended, split.
+
+Shared by every classification loader (Speech Commands, UEA), following Kidger et al.'s preprocessing: channels are
+normalised with training-set statistics, time is always appended as a channel (so the path determines its own
+parametrisation), and a shorter series is padded by repeating its last observation, time included, so its path is
+constant after its end and the hidden state stops changing there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class SeriesSplits:
+    """Series on the common grid 0..length-1, shape (N, length, channels), time as channel 0; labels 0..C-1."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    val_x: torch.Tensor | None
+    val_y: torch.Tensor | None
+    classes: list[str]
+    description: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return self.train_x.shape[-1]
+
+
+def encode_labels(*label_sets: Sequence) -> tuple[list[str], list[torch.Tensor]]:
+    """Class names (sorted, from every split) and each split's labels as class indices."""
+    classes = sorted({str(v) for labels in label_sets for v in labels}, key=_natural)
+    index = {name: i for i, name in enumerate(classes)}
+    return classes, [torch.tensor([index[str(v)] for v in labels], dtype=torch.long) for labels in label_sets]
+
+
+def _natural(name: str) -> tuple:
+    return (0, float(name), name) if _is_number(name) else (1, 0.0, name)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def channel_stats(series: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std per channel over every (non-NaN) observation of `series`, each of shape (length_i, channels)."""
+    stacked = np.concatenate([np.asarray(s, dtype=np.float64) for s in series], axis=0)
+    return np.nanmean(stacked, axis=0), np.nanstd(stacked, axis=0, ddof=1)
+
+
+def to_grid(series: Sequence[np.ndarray], length: int, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    """Normalise each series, prepend the time channel 0..len-1, fill NaNs forward, and pad to `length` by repeating
+    the last observation (time included). Returns (N, length, 1 + channels) float32."""
+    out = np.empty((len(series), length, 1 + len(mean)), dtype=np.float32)
+    for i, s in enumerate(series):
+        s = (np.asarray(s, dtype=np.float64) - mean) / (std + 1e-5)
+        n = min(len(s), length)
+        s = _fill_forward(s[:n])
+        out[i, :n, 0] = np.arange(n)
+        out[i, :n, 1:] = s
+        out[i, n:] = out[i, n - 1]
+    return torch.from_numpy(out)
+
+
+def _fill_forward(s: np.ndarray) -> np.ndarray:
+    """Replace NaNs by the last observed value of their channel (by 0 before the first observation)."""
+    if not np.isnan(s).any():
+        return s
+    s = s.copy()
+    for c in range(s.shape[1]):
+        last = 0.0
+        for t in range(s.shape[0]):
+            if np.isnan(s[t, c]):
+                s[t, c] = last
+            else:
+                last = s[t, c]
+    return s
+
+
+def prepare(train: Sequence[np.ndarray], train_labels: Sequence, test: Sequence[np.ndarray], test_labels: Sequence,
+            description: str, val: Sequence[np.ndarray] | None = None, val_labels: Sequence | None = None,
+            ) -> SeriesSplits:
+    """Normalise with training statistics, append time, pad every split to the longest series of any split."""
+    mean, std = channel_stats(train)
+    splits = [train, test] + ([val] if val is not None else [])
+    length = max(len(s) for split in splits for s in split)
+    labels = [train_labels, test_labels] + ([val_labels] if val is not None else [])
+    classes, encoded = encode_labels(*labels)
+    xs = [to_grid(split, length, mean, std) for split in splits]
+    return SeriesSplits(
+        train_x=xs[0], train_y=encoded[0], test_x=xs[1], test_y=encoded[1],
+        val_x=xs[2] if val is not None else None, val_y=encoded[2] if val is not None else None,
+        classes=classes, description=description,
+    )
