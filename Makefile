@@ -8,7 +8,7 @@ LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install demo test lint bench clean-runs
+.PHONY: install demo test lint bench clean-runs reproduce-gq
 
 install: $(VENV)/.installed
 
@@ -37,3 +37,13 @@ bench: install
 
 clean-runs:
 	rm -rf runs/single runs/sweep runs/demo
+
+# The GQ paper's tables and figures (Norcliffe & Deisenroth 2023): SCALE=smoke|quick|paper (default paper),
+# LAUNCHER= a hydra/launcher option; results in $(GQ_OUT)/$(SCALE)/<experiment>/, tables printed by analysis.gq,
+# figures by analysis/notebooks/gq.py. GQ_OVERRIDES are passed to every run (e.g. "device=cpu logger=none").
+GQ_OUT ?= runs/gq
+GQ_OVERRIDES ?=
+reproduce-gq: install
+	$(PY) -m runs.reproduce_gq --scale $(SCALE) --out $(GQ_OUT) $(if $(LAUNCHER),--launcher $(LAUNCHER),) $(GQ_OVERRIDES)
+	$(PY) -m analysis.gq $(GQ_OUT)/$(SCALE)
+	GQ_RUNS=$(GQ_OUT)/$(SCALE) PYTHONPATH=. MPLBACKEND=Agg $(PY) analysis/notebooks/gq.py

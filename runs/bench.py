@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SECTIONS = {
     "overhead": "runs.bench_overhead",
+    "methods": "runs.bench_methods",
 }
 
 
