@@ -87,17 +87,34 @@ def _count(field: Any, n: int) -> None:
             counter.evaluation()
 
 
-class _AugmentedDynamics:
+class _StepRecorder:
+    """Forwards calls and step callbacks to the (counted) field and remembers the last accepted step size, so the
+    next solve can start with it instead of paying for torchdiffeq's initial-step selection."""
+
+    def __init__(self, field: Any) -> None:
+        self.field = field
+        self.last_dt: float | None = None
+        self._step = getattr(field, "callback_step", None)
+        if hasattr(field, "callback_reject_step"):
+            self.callback_reject_step = field.callback_reject_step
+
+    def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.field(t, y)
+
+    def callback_step(self, t0, y0, dt) -> None:
+        self.last_dt = abs(float(dt))
+        if self._step is not None:
+            self._step(t0, y0, dt)
+
+
+class _AugmentedDynamics(_StepRecorder):
     """d/dt [y, a] = [f(t, y), -a^T df/dy] on one flat tensor; no parameter adjoint. Forwards the step callbacks
     of the counting wrapper, so backward steps are counted like the adjoint's."""
 
     def __init__(self, field: Any, shape: torch.Size) -> None:
-        self.field = field
+        super().__init__(field)
         self.shape = shape
         self.size = math.prod(shape)
-        for name in ("callback_step", "callback_reject_step"):
-            if hasattr(field, name):
-                setattr(self, name, getattr(field, name))
 
     def split(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return state[..., : self.size].reshape(*state.shape[:-1], *self.shape), \
@@ -120,8 +137,10 @@ class _GQFunction(torch.autograd.Function):
                 *params: torch.Tensor) -> torch.Tensor:
         counter = getattr(field, "counter", None)
         before = counter.counts.fwd if counter is not None else 0
-        ys = torchdiffeq.odeint(field, y0, ts, **method.solver.odeint_kwargs())
+        recorder = _StepRecorder(field)
+        ys = torchdiffeq.odeint(recorder, y0, ts, **method.solver.odeint_kwargs())
         ctx.fwd_nfe = (counter.counts.fwd - before) if counter is not None else 0
+        ctx.last_dt = recorder.last_dt
         ctx.method, ctx.field = method, field
         ctx.save_for_backward(ts, ys, *params)
         return ys
@@ -131,7 +150,8 @@ class _GQFunction(torch.autograd.Function):
     def backward(ctx, grad_ys: torch.Tensor):
         ts, ys, *params = ctx.saved_tensors
         method, field = ctx.method, ctx.field
-        grads = method.backward_pass(field, ts, ys, grad_ys, params, ctx.fwd_nfe, ctx.needs_input_grad[3])
+        grads = method.backward_pass(field, ts, ys, grad_ys, params, ctx.fwd_nfe, ctx.needs_input_grad[3],
+                                     ctx.last_dt)
         grad_y0, grad_ts, param_grads = grads
         return (None, None, grad_y0, grad_ts, *param_grads)
 
@@ -164,6 +184,7 @@ class GaussLegendreAdjoint(GradientMethod):
         adjoint_atol: float | None = None,
         batch_nodes: bool = True,
         nodes_per_call: int = 64,
+        warm_start: bool = True,
     ) -> None:
         super().__init__(solver, norm)
         if not (isinstance(gtol, (int, float)) and gtol > 0):
@@ -181,6 +202,7 @@ class GaussLegendreAdjoint(GradientMethod):
             raise ValueError(f"method.nodes_per_call must be a positive integer, got {nodes_per_call!r}")
         self.batch_nodes = batch_nodes
         self.nodes_per_call = nodes_per_call
+        self.warm_start = warm_start
         self._vmap_fails: set[int] = set()  # ids of fields vmap could not run (fall back to a loop)
         self.last_nodes: list[int] = []  # nodes per interval of the latest backward pass (for tests and records)
 
@@ -203,8 +225,9 @@ class GaussLegendreAdjoint(GradientMethod):
         return kwargs
 
     def backward_pass(self, field: Any, ts: torch.Tensor, ys: torch.Tensor, grad_ys: torch.Tensor,
-                      params: Sequence[torch.Tensor], fwd_nfe: int, time_grad: bool):
+                      params: Sequence[torch.Tensor], fwd_nfe: int, time_grad: bool, last_dt: float | None = None):
         dynamics = _AugmentedDynamics(field, ys.shape[1:])
+        dynamics.last_dt = last_dt
         kwargs = self._adjoint_kwargs(dynamics)
         gathered: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         grad_ts = torch.zeros_like(ts) if time_grad else None
@@ -220,6 +243,9 @@ class GaussLegendreAdjoint(GradientMethod):
             nodes, weights = gauss_legendre(counts, t0, t1)
             times = torch.cat([t1[None], nodes, t0[None]])
             state = torch.cat([ys[i].reshape(-1), a.reshape(-1)])
+            if self.warm_start and self.solver.adaptive and dynamics.last_dt:
+                # start from the step the previous solve ended with (the forward's, for the first interval)
+                kwargs["options"]["first_step"] = min(dynamics.last_dt, float(t1 - t0))
             solution = torchdiffeq.odeint(dynamics, state, times, **kwargs)
             gathered.append((nodes, weights, *dynamics.split(solution[1:-1])))
             a = dynamics.split(solution[-1])[1] + grad_ys[i - 1]

@@ -128,7 +128,8 @@ def test_gq_default_error_no_worse_than_adjoint(name, rtol):
 @pytest.mark.parametrize("rtol", [1e-3, 1e-4])
 def test_gq_error_on_a_long_oscillation_is_that_of_an_exact_backward_solve(rtol):
     """On an oscillation over 12 time units the loose adjoint can be *luckier* than GQ (its backward errors cancel
-    the forward solve's); with an exact backward solve the adjoint has GQ's error. GQ is no worse than the larger."""
+    the forward solve's); with an exact backward solve the adjoint has about GQ's error, and so has direct backprop
+    (the exact gradient of the discrete forward solve). GQ is no worse than the largest of these."""
     torch.manual_seed(0)
     field = Oscillator().double()
     y0 = torch.randn(8, 2, dtype=torch.float64)
@@ -137,8 +138,9 @@ def test_gq_error_on_a_long_oscillation_is_that_of_an_exact_backward_solve(rtol)
     spec = SolverSpec("dopri5", rtol=rtol, atol=rtol)
     adjoint = _rel(_grads(ContinuousAdjoint(spec), field, y0, ts)[0], ref)
     exact_backward = _rel(_grads(ContinuousAdjoint(spec, adjoint_rtol=1e-9, adjoint_atol=1e-9), field, y0, ts)[0], ref)
+    direct = _rel(_grads(DirectBackprop(spec), field, y0, ts)[0], ref)
     gq = _rel(_grads(GaussLegendreAdjoint(spec), field, y0, ts)[0], ref)
-    assert gq <= 1.1 * max(adjoint, exact_backward)
+    assert gq <= 1.1 * max(adjoint, exact_backward, direct)
 
 
 def test_composite_panels_beat_the_cap_on_a_long_interval():
@@ -246,3 +248,17 @@ def test_gq_on_cuda_matches_cpu():
     cpu = _grads(GaussLegendreAdjoint(TIGHT), field, y0, ts)[0]
     gpu = _grads(GaussLegendreAdjoint(TIGHT), field.cuda(), y0.cuda(), ts.cuda())[0].cpu()
     assert _rel(gpu, cpu) < 1e-8
+
+
+def test_warm_started_backward_solves_save_evaluations_not_accuracy():
+    """Each backward interval starts with the step the previous solve ended with (the forward's, first) instead of
+    torchdiffeq's initial-step selection, which costs an evaluation and starts far too small."""
+    field, y0, ts = _problem("nine_intervals")
+    ref = _grads(DirectBackprop(REFERENCE), field, y0, ts)[0]
+    spec = SolverSpec("dopri5", rtol=1e-4, atol=1e-4)
+    cold, warm = GaussLegendreAdjoint(spec, warm_start=False), GaussLegendreAdjoint(spec)
+    cold_error, warm_error = _rel(_grads(cold, field, y0, ts)[0], ref), _rel(_grads(warm, field, y0, ts)[0], ref)
+    cold_counts, warm_counts = cold.nfe.take(), warm.nfe.take()
+    assert cold_counts.fwd == warm_counts.fwd
+    assert warm_counts.bwd < 0.85 * cold_counts.bwd
+    assert warm_error < 1.1 * cold_error
