@@ -100,9 +100,9 @@ def width_tables(frame: pd.DataFrame, name: str, metric: str, metric_name: str, 
     parts = [_section(f"{name}: training time (s, training steps only, evaluation excluded)",
                       pivot(frame, row, "train_seconds")),
              _section(f"{name}: {metric_name}", pivot(frame, row, metric)),
-             _section(f"{name}: forward NFE per training iteration", pivot(frame, row, "fwd_nfe")),
+             _section(f"{name}: forward NFE per training iteration", pivot(frame, row, "fwd_nfe", ".4g")),
              _section(f"{name}: backward NFE per training iteration (GQ: solve + quadrature nodes)",
-                      pivot(frame, row, "bwd_nfe"))]
+                      pivot(frame, row, "bwd_nfe", ".4g"))]
     return "\n".join(parts)
 
 
@@ -138,8 +138,9 @@ def g1d_notebook_table(frame: pd.DataFrame) -> str:
         }
         for column, value in ours.items():
             published = ref[(ref["row"] == label) & (ref["column"] == column)]["value"]
-            rows.append({"method": label, "quantity": column, "reproduced": f"{value:.4g}",
-                         "repo notebook, not paper": f"{published.iloc[0]:.4g}" if len(published) else "n/f"})
+            rows.append({"method": label, "quantity": column,
+                         "reproduced": "— (no finished run)" if math.isnan(value) else f"{value:.4g}",
+                         "repo notebook, not paper": f"{float(published.iloc[0]):.4g}" if len(published) else "n/f"})
     return _section("g1d, width 3000, lr 1e-4, 200 epochs: ours beside the repo notebook g1d_example.ipynb "
                     "(repo notebook, not paper; hardware not stated)", pd.DataFrame(rows))
 

@@ -31,7 +31,7 @@ def test_tasks_train_under_gq_at_smoke_scale(tmp_path, task, metric):
     result = run(make_config(f"task={task}", "method=gq"), tmp_path)
     assert result["status"] == "ok", result["error"]
     assert math.isfinite(result[metric]) and result["metric"] == metric
-    assert result["bwd_nfe"] > 0 and result["gtol"] == 0.3
+    assert result["bwd_nfe"] > 0 and result["gtol"] == 0.2
     # the float64 gradient check: GQ at rtol 1e-3 against direct backprop at 1e-10
     assert result["grad_rel_error"] is not None and result["grad_rel_error"] < 5e-2
 
