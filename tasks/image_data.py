@@ -55,7 +55,6 @@ def _find(root: Path, stem: str) -> Path | None:
 
 
 def load_mnist(root: Path, download: bool = True) -> ImageData:
-    root.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for stems in MNIST_FILES.values():
         for stem in stems:
@@ -63,9 +62,11 @@ def load_mnist(root: Path, download: bool = True) -> ImageData:
             if path is None:
                 if not download:
                     raise FileNotFoundError(f"{root / stem}[.gz] is missing")
-                path = root / (stem + ".gz")
                 with urllib.request.urlopen(MNIST_MIRROR + stem + ".gz", timeout=20) as response:  # noqa: S310
-                    path.write_bytes(response.read())
+                    payload = response.read()
+                root.mkdir(parents=True, exist_ok=True)  # only once there is something to cache
+                path = root / (stem + ".gz")
+                path.write_bytes(payload)
             arrays[stem] = read_idx(path)
     images = lambda stem: torch.from_numpy(arrays[stem].astype(np.float32) / 255.0)[:, None]
     labels = lambda stem: torch.from_numpy(arrays[stem].astype(np.int64))

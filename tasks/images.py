@@ -42,7 +42,7 @@ class ImageODE(Task):
         device: torch.device,
         dtype: torch.dtype,
         dataset: str = "auto",
-        root: str = "../shared/data/images",
+        root: str = "~/.cache/fastgrad-nde/images",
         hidden_channels: int = 50,
         state_channels: int = 10,
         batch_size: int = 32,
@@ -52,7 +52,7 @@ class ImageODE(Task):
         check_size: int = 8,
     ) -> None:
         super().__init__(seed, device, dtype)
-        data = load_images(dataset, Path(root))
+        data = load_images(dataset, Path(root).expanduser())
         self.dataset = data.name
         limit = lambda n, size: n if size <= 0 else min(n, size)
         n_train, n_test = limit(len(data.train_x), train_size), limit(len(data.test_x), test_size)
