@@ -262,3 +262,11 @@ def test_warm_started_backward_solves_save_evaluations_not_accuracy():
     assert cold_counts.fwd == warm_counts.fwd
     assert warm_counts.bwd < 0.85 * cold_counts.bwd
     assert warm_error < 1.1 * cold_error
+
+
+@pytest.mark.parametrize("solver", ["bosh3", "adaptive_heun", "fehlberg2", "dopri8"])
+def test_gq_works_with_every_adaptive_solver(solver):
+    field, y0, ts = _problem("three_times")
+    ref = _grads(DirectBackprop(REFERENCE), field, y0, ts)[0]
+    spec = SolverSpec(solver, rtol=1e-8, atol=1e-8)
+    assert _rel(_grads(GaussLegendreAdjoint(spec), field, y0, ts)[0], ref) < 1e-5

@@ -204,3 +204,30 @@ def test_mnist_idx_files_are_read_in_their_real_format(tmp_path):
     assert data.name == "mnist" and data.train_x.shape == (12, 1, 28, 28) and data.test_y.shape == (5,)
     assert torch.allclose(data.train_x[3, 0], torch.from_numpy(images["train"][3] / 255.0).float())
     assert load_images("auto", tmp_path).name == "mnist"
+
+
+def _check_gradient(task, method):
+    task.model.zero_grad()
+    params = list(task.model.parameters())
+    grads = torch.autograd.grad(task.check_loss(method), params, allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads)])
+
+
+@pytest.mark.parametrize("rtol", [1e-3, 1e-4])
+@pytest.mark.parametrize("task_name", ["nested_spheres", "sines", "ou_sde"])
+def test_gq_error_on_the_paper_tasks_no_worse_than_adjoint(task_name, rtol):
+    """Acceptance 1 on the paper's own models (float64, default GQ settings): the check-loss gradient's error
+    against direct backprop at 1e-10 is at most the continuous adjoint's at the same loose tolerance."""
+    from tasks.nested_spheres import NestedSpheres
+    from tasks.ou_sde import OUSDE
+    from tasks.sines import Sines
+
+    cpu = torch.device("cpu")
+    task = {"nested_spheres": lambda: NestedSpheres(0, cpu, torch.float64, width=100, check_size=50),
+            "sines": lambda: Sines(0, cpu, torch.float64, width=100),
+            "ou_sde": lambda: OUSDE(0, cpu, torch.float64, width=20, train_initial=4, test_initial=2, samples=10,
+                                    num_times=51, data_dt=0.05)}[task_name]()
+    ref = _check_gradient(task, DirectBackprop(SolverSpec("dopri5", rtol=1e-10, atol=1e-10)))
+    spec = SolverSpec("dopri5", rtol=rtol, atol=rtol)
+    error = lambda method: ((_check_gradient(task, method) - ref).norm() / ref.norm()).item()
+    assert error(GaussLegendreAdjoint(spec)) <= 1.02 * error(ContinuousAdjoint(spec))
