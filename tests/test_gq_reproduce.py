@@ -62,7 +62,8 @@ def test_scales_differ_and_launcher_passes_through():
     smoke = commands("nested_spheres", "smoke", Path("out"), None, [])
     paper = commands("nested_spheres", "paper", Path("out"), "slurm", ["logger=none"])
     assert any("task.width=8,16" in line for line in smoke[0])
-    assert any(arg.startswith("task.width=5,20,100,500,1000,1500,2000,2500,3000") for arg in paper[0])
+    assert "task.width=5,20,100,500" in paper[0]
+    assert "task.width=1000,1500,2000,2500,3000" in paper[2] and "train.lr=0.0001" in paper[2]
     assert "hydra/launcher=slurm" in paper[0] and paper[0][-1] == "logger=none"
     assert f"hydra.sweep.dir={Path('out') / 'paper' / 'nested_spheres'}" in paper[0]
 
