@@ -12,6 +12,8 @@ export WANDB_SILENT ?= true
 
 .PHONY: install demo test lint bench clean-runs reproduce-seminorm
 
+.PHONY: install demo test lint bench clean-runs reproduce-gq
+
 install: $(VENV)/.installed
 
 # torch is pinned first: an unpinned torch pulls several GB of CUDA packages; with 2.13.0 in place,
@@ -86,3 +88,13 @@ reproduce-seminorm: install
 	  hydra.sweep.dir=$(SEMINORM_DIR)/cnf_images task.data=cifar10 train.iterations=25000 $(LAUNCH))
 	$(PY) -m analysis.seminorm $(SEMINORM_DIR)
 	SEMINORM_RUNS=$(SEMINORM_DIR) MPLBACKEND=Agg PYTHONPATH=. $(PY) analysis/notebooks/seminorm.py
+
+# The GQ paper's tables and figures (Norcliffe & Deisenroth 2023): SCALE=smoke|quick|paper (default paper),
+# LAUNCHER= a hydra/launcher option; results in $(GQ_OUT)/$(SCALE)/<experiment>/, tables printed by analysis.gq,
+# figures by analysis/notebooks/gq.py. GQ_OVERRIDES are passed to every run (e.g. "device=cpu logger=none").
+GQ_OUT ?= runs/gq
+GQ_OVERRIDES ?=
+reproduce-gq: install
+	$(PY) -m runs.reproduce_gq --scale $(SCALE) --out $(GQ_OUT) $(if $(LAUNCHER),--launcher $(LAUNCHER),) $(GQ_OVERRIDES)
+	$(PY) -m analysis.gq $(GQ_OUT)/$(SCALE)
+	GQ_RUNS=$(GQ_OUT)/$(SCALE) PYTHONPATH=. MPLBACKEND=Agg $(PY) analysis/notebooks/gq.py

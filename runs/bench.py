@@ -21,6 +21,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SECTIONS = {
     "overhead": "runs.bench_overhead",
     "reversible": "runs.bench_reversible",
+    "methods": "runs.bench_methods",
 }
 
 

@@ -1,5 +1,7 @@
 """The continuous adjoint ("optimise-then-discretise"), torchdiffeq's `odeint_adjoint`, with an explicit norm.
 
+SDEs (`solve_sde`): torchsde's `sdeint_adjoint` with `sde_solver` / `sde_dt`.
+
 The backward pass solves the augmented system [a_t, y, a_y, a_theta] backwards in time. Its memory does not grow
 with the number of steps; its gradient is exact only up to the backward solve's tolerance. The norm (`norm=`)
 decides which of those channels the backward step-size controller looks at: with `seminorm` it ignores the
@@ -12,10 +14,12 @@ from typing import Any
 
 import torch
 import torchdiffeq
+import torchsde
 from torch import nn
 
 from solvers.base import GradientMethod, SolverSpec
 from solvers.norms import get_norm
+from solvers.sde import SDESpec
 
 
 class ContinuousAdjoint(GradientMethod):
@@ -29,8 +33,11 @@ class ContinuousAdjoint(GradientMethod):
         norm: str = "default",
         adjoint_rtol: float | None = None,
         adjoint_atol: float | None = None,
+        sde_solver: str = "reversible_heun",
+        sde_dt: float = 0.01,
     ) -> None:
         super().__init__(solver, norm)
+        self.sde = SDESpec(sde_solver, sde_dt)
         for key, value in (("adjoint_rtol", adjoint_rtol), ("adjoint_atol", adjoint_atol)):
             if value is not None and not (isinstance(value, (int, float)) and 0 < value < 1):
                 raise ValueError(f"method.{key} must be a number in (0, 1) or null, got {value!r}")
@@ -50,6 +57,14 @@ class ContinuousAdjoint(GradientMethod):
         return torchdiffeq.odeint_adjoint(
             field, y0, ts, adjoint_options=adjoint_options, adjoint_params=params, **kwargs
         )
+
+    def _solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor:
+        """torchsde.sdeint_adjoint: the adjoint SDE solved backwards with the same Brownian sample (torchsde picks
+        the adjoint solver: adjoint_reversible_heun for reversible_heun, which makes the gradient exact). The
+        norm steers only ODE solves (torchsde's SDE solves here take fixed steps)."""
+        self.sde.check(sde)
+        params = tuple(p for p in sde.parameters() if p.requires_grad)
+        return torchsde.sdeint_adjoint(sde, y0, ts, bm=bm, adjoint_params=params, **self.sde.sdeint_kwargs())
 
     def describe(self) -> dict[str, Any]:
         if not self.solver.adaptive:

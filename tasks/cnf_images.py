@@ -169,7 +169,8 @@ class CNFImages(Task):
             raise ValueError(f"task.alpha must be in [0, 0.5), got {alpha}")
         if time_length <= 0:
             raise ValueError(f"task.time_length must be positive, got {time_length}")
-        train, test, self.levels, description = _cached_images(data, str(Path(data_dir)), download)
+        images = _cached_images(data, str(Path(data_dir)), download)
+        train, test, self.levels, description = images.train_x, images.test_x, images.levels, images.description
         if max_train and max_train < len(train):
             train = train[torch.randperm(len(train), generator=self.generator(-1))[:max_train]]
         if max_test and max_test < len(test):

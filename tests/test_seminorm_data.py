@@ -153,9 +153,11 @@ def test_mnist_idx_files_are_read(tmp_path):
     train, test = rng.integers(0, 256, (6, 28, 28)), rng.integers(0, 256, (3, 28, 28))
     _write_idx(raw / "train-images-idx3-ubyte.gz", train)
     _write_idx(raw / "t10k-images-idx3-ubyte.gz", test)
-    got_train, got_test, levels, description = image_data.load_images("mnist", tmp_path, download=False)
-    assert levels == 256 and got_train.shape == (6, 1, 28, 28) and "MNIST" in description
-    assert np.array_equal(got_train[:, 0].numpy(), train) and np.array_equal(got_test[:, 0].numpy(), test)
+    _write_idx(raw / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 6))
+    _write_idx(raw / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 3))
+    images = image_data.load_images("mnist", tmp_path, download=False)
+    assert images.levels == 256 and images.train_x.shape == (6, 1, 28, 28) and "MNIST" in images.description
+    assert np.array_equal(images.train_x[:, 0].numpy(), train) and np.array_equal(images.test_x[:, 0].numpy(), test)
 
 
 def test_cifar10_python_batches_are_read(tmp_path):
@@ -167,16 +169,19 @@ def test_cifar10_python_batches_are_read(tmp_path):
     for name, data in batches.items():
         with open(folder / name, "wb") as f:
             pickle.dump({"data": data, "labels": [0, 1]}, f)
-    train, test, levels, _ = image_data.load_images("cifar10", tmp_path, download=False)
-    assert train.shape == (10, 3, 32, 32) and test.shape == (2, 3, 32, 32)
-    assert np.array_equal(test.numpy().reshape(2, -1), batches["test_batch"])  # channel-major rows, as CIFAR's
+    images = image_data.load_images("cifar10", tmp_path, download=False)
+    assert images.train_x.shape == (10, 3, 32, 32) and images.test_x.shape == (2, 3, 32, 32)
+    assert np.array_equal(images.test_x.numpy().reshape(2, -1), batches["test_batch"])  # channel-major, as CIFAR's
+    assert images.train_y.tolist() == [0, 1] * 5
 
 
 def test_offline_image_stand_ins_hold_every_class_in_both_splits():
-    train, test, levels, _ = image_data.load_images("digits", "unused")
-    assert levels == 17 and train.shape[1:] == (1, 8, 8) and int(train.max()) <= 16
-    train, test, levels, _ = image_data.load_images("mnist_subset", "unused")
-    assert (len(train), len(test)) == (4000, 1000) and levels == 256
+    digits = image_data.load_images("digits", "unused")
+    assert digits.levels == 17 and digits.train_x.shape[1:] == (1, 8, 8) and int(digits.train_x.max()) <= 16
+    assert set(digits.train_y.tolist()) == set(digits.test_y.tolist()) == set(range(10))
+    subset = image_data.load_images("mnist_subset", "unused")
+    assert (len(subset.train_x), len(subset.test_x)) == (4000, 1000) and subset.levels == 256
+    assert set(subset.test_y.tolist()) == set(range(10))
 
 
 def test_acrobot_windows_split_by_trajectory():

@@ -1,0 +1,90 @@
+"""Nested spheres (Dupont et al. 2019's "g" task, as the GQ paper runs it): an augmented neural ODE classifier.
+
+Points uniform in [-1, 1]^2: class 0 inside radius 0.4, class 1 in the ring 0.7 < r < 0.9 (rejection sampling).
+The state is the point with `augment_dim` zeros appended (5 by default); a time-dependent MLP of width `width`
+moves it over [0, 1]; a linear layer classifies the final state. Metric: test accuracy (%).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tasks.base import Solver, Task
+from tasks.mlp import MLPField, epoch_batch
+
+
+def nested_spheres(per_class: int, generator: torch.Generator, inner: float = 0.4,
+                   ring: tuple[float, float] = (0.7, 0.9)) -> tuple[torch.Tensor, torch.Tensor]:
+    """`per_class` points of each class, in a fixed shuffled order."""
+    inside, outside = [], []
+    while sum(len(x) for x in inside) < per_class or sum(len(x) for x in outside) < per_class:
+        x = torch.rand(4 * per_class, 2, generator=generator, dtype=torch.float64) * 2 - 1
+        r = x.norm(dim=1)
+        inside.append(x[r < inner])
+        outside.append(x[(r > ring[0]) & (r < ring[1])])
+    x = torch.cat([torch.cat(inside)[:per_class], torch.cat(outside)[:per_class]])
+    labels = torch.cat([torch.zeros(per_class), torch.ones(per_class)]).long()
+    order = torch.randperm(2 * per_class, generator=generator)
+    return x[order], labels[order]
+
+
+class NestedSpheres(Task):
+    metric = "test_accuracy"
+    lower_is_better = False
+
+    def __init__(
+        self,
+        seed: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        width: int = 20,
+        augment_dim: int = 3,
+        time_length: float = 1.0,
+        batch_size: int = 200,
+        train_per_class: int = 1000,
+        test_per_class: int = 50,
+        check_size: int = 16,
+    ) -> None:
+        super().__init__(seed, device, dtype)
+        for key, value in (("width", width), ("batch_size", batch_size), ("train_per_class", train_per_class),
+                           ("test_per_class", test_per_class), ("check_size", check_size)):
+            if value < 1:
+                raise ValueError(f"task.{key} must be at least 1, got {value}")
+        if augment_dim < 0 or time_length <= 0:
+            raise ValueError("task.augment_dim must be >= 0 and task.time_length positive")
+        self.dataset = "nested_spheres (generated)"
+        self.batch_size = min(batch_size, 2 * train_per_class)
+        self.augment_dim = augment_dim
+        self.check_size = check_size
+        torch.manual_seed(seed)
+        self.field = MLPField(2 + augment_dim, width).to(device, dtype)
+        self.decoder = nn.Linear(2 + augment_dim, 2).to(device, dtype)
+        self.model = nn.ModuleDict({"field": self.field, "decoder": self.decoder})
+        self.ts = torch.tensor([0.0, time_length], device=device, dtype=dtype)
+        x, y = nested_spheres(train_per_class, self.generator(-1))
+        self.train_x, self.train_y = x.to(device, dtype), y.to(device)
+        x, y = nested_spheres(test_per_class, self.generator(-2))
+        self.test_x, self.test_y = x.to(device, dtype), y.to(device)
+
+    def logits(self, x: torch.Tensor, solver: Solver) -> torch.Tensor:
+        state0 = torch.cat([x, x.new_zeros(len(x), self.augment_dim)], dim=1)
+        return self.decoder(solver.solve(self.field, state0, self.ts)[-1])
+
+    def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
+        index = epoch_batch(self.generator, len(self.train_x), self.batch_size, step).to(self.device)
+        return F.cross_entropy(self.logits(self.train_x[index], solver), self.train_y[index])
+
+    @torch.no_grad()
+    def evaluate(self, solver: Solver) -> dict[str, float]:
+        logits = self.logits(self.test_x, solver)
+        return {"test_accuracy": 100.0 * (logits.argmax(1) == self.test_y).double().mean().item(),
+                "test_loss": F.cross_entropy(logits, self.test_y).item()}
+
+    def eval_loss(self, solver: Solver) -> torch.Tensor:
+        return F.cross_entropy(self.logits(self.test_x, solver), self.test_y)
+
+    def check_loss(self, solver: Solver) -> torch.Tensor:
+        n = self.check_size
+        return F.cross_entropy(self.logits(self.train_x[:n], solver), self.train_y[:n])

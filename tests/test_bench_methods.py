@@ -1,0 +1,22 @@
+"""The gradient-methods benchmark runs every method on a problem and reports consistent counts (no timing claims)."""
+
+from __future__ import annotations
+
+import torch
+
+from runs import bench_methods
+
+
+def test_methods_section_measures_every_method(monkeypatch):
+    rows = bench_methods.run_problem(["task=nested_spheres", "task.width=8", "task.batch_size=20",
+                                      "task.train_per_class=20", "solver.rtol=1e-3", "solver.atol=1e-3"],
+                                     torch.device("cpu"), repeats=1, iterations=1)
+    by = {(r.method, r.norm): r for r in rows}
+    for key in (("direct", "default"), ("adjoint", "default"), ("adjoint", "seminorm"), ("gq", "default"),
+                ("gq", "seminorm")):
+        assert key in by and by[key].error is None and len(by[key].ms) == 1
+    assert len({r.fwd for r in rows if r.error is None}) == 1  # same forward solve under every method
+    assert by[("direct", "default")].bwd == 0 and by[("gq", "default")].bwd > 0
+    assert by[("direct", "default")].graph_mib > by[("adjoint", "default")].graph_mib
+    text = bench_methods.render("tiny", rows)
+    assert "| adjoint | default |" in text and "1.00" in text
