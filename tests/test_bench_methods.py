@@ -15,7 +15,10 @@ def test_methods_section_measures_every_method(monkeypatch):
     for key in (("direct", "default"), ("adjoint", "default"), ("adjoint", "seminorm"), ("gq", "default"),
                 ("gq", "seminorm")):
         assert key in by and by[key].error is None and len(by[key].ms) == 1
-    assert len({r.fwd for r in rows if r.error is None}) == 1  # same forward solve under every method
+    # the same torchdiffeq forward solve under direct, adjoint and gq (the methods that step a tableau themselves,
+    # like reversible or checkpoint, take other steps)
+    assert len({r.fwd for r in rows if r.error is None and r.method.split(",")[0] in ("direct", "adjoint", "gq")}) == 1
+    assert any(r.error and r.error.startswith("n/a:") for r in rows if r.method == "mali")  # fixed-step only
     assert by[("direct", "default")].bwd == 0 and by[("gq", "default")].bwd > 0
     assert by[("direct", "default")].graph_mib > by[("adjoint", "default")].graph_mib
     text = bench_methods.render("tiny", rows)

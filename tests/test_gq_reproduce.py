@@ -41,7 +41,7 @@ def test_every_experiment_ran_ok(smoke_runs):
 def test_analysis_prints_each_table_with_published_cells(smoke_runs):
     root, stdout = smoke_runs
     for heading in ("nested spheres: training time", "nested spheres: test accuracy", "sines, 10 regular times",
-                    "sines, 50 regular times", "images (sklearn_digits", "Ornstein–Uhlenbeck: test KL",
+                    "sines, 50 regular times", "images (scikit-learn 8x8 digits", "Ornstein–Uhlenbeck: test KL",
                     "Wong–Zakai ablation", "toy gradient", "g1d: MSE"):
         assert heading in stdout, heading
     assert "pub. n/f" in stdout
