@@ -8,11 +8,7 @@ LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install demo test lint bench clean-runs reproduce-reversible
-
-.PHONY: install demo test lint bench clean-runs reproduce-seminorm
-
-.PHONY: install demo test lint bench clean-runs reproduce-gq
+.PHONY: install demo test lint bench clean-runs
 
 install: $(VENV)/.installed
 
@@ -61,40 +57,14 @@ slurm-test: install
 status: install
 	$(PY) -m analysis.status $(RUNS)
 
-# McCallum & Foster 2024 (reversible solvers): every table at SCALE (smoke | quick | paper) into runs/reversible/$(SCALE)/,
-# then the tables (authors' logs beside ours) and the figures (runs/reversible/$(SCALE)/figures/).
-REVERSIBLE_OUT ?= runs/reversible/$(SCALE)
-reproduce-reversible: install
-	$(PY) -m runs.reproduce_reversible --scale $(SCALE) --out $(REVERSIBLE_OUT) $(if $(LAUNCHER),--launcher $(LAUNCHER),)
-	$(PY) -m analysis.reversible $(REVERSIBLE_OUT)
-	REVERSIBLE_RUNS=$(REVERSIBLE_OUT) $(PY) analysis/notebooks/reversible.py
-
-# The seminorm paper (Kidger, Chen & Lyons 2021): one Hydra multirun per table (conf/experiment/seminorm/), results in
-# runs/seminorm/$(SCALE)/, then the tables and figures. The experiment files carry the paper's seeds; smoke and quick
-# run fewer. At paper scale Table 2 also gets its CIFAR-10 row (100 epochs of 250 batches of 200).
-# SEMINORM_DIR moves the whole output (the tests use it).
-SEMINORM_DIR ?= runs/seminorm/$(SCALE)
-SEMINORM_TABLES := speech_commands cnf_images acrobot
-SEMINORM_ARGS_smoke := seed=0,1 logger=none progress=false train.grad_error=false
-SEMINORM_ARGS_quick := seed=0,1
-SEMINORM_ARGS_paper :=
-reproduce-seminorm: install
-	@for table in $(SEMINORM_TABLES); do \
-	  echo "== seminorm / $$table (scale=$(SCALE))"; \
-	  $(PY) -m runs.train -m +experiment=seminorm/$$table scale=$(SCALE) hydra.sweep.dir=$(SEMINORM_DIR)/$$table \
-	    $(SEMINORM_ARGS_$(SCALE)) $(LAUNCH) || exit 1; \
-	done
-	$(if $(filter paper,$(SCALE)),$(PY) -m runs.train -m +experiment=seminorm/cnf_images scale=paper \
-	  hydra.sweep.dir=$(SEMINORM_DIR)/cnf_images task.data=cifar10 train.iterations=25000 $(LAUNCH))
-	$(PY) -m analysis.seminorm $(SEMINORM_DIR)
-	SEMINORM_RUNS=$(SEMINORM_DIR) MPLBACKEND=Agg PYTHONPATH=. $(PY) analysis/notebooks/seminorm.py
-
-# The GQ paper's tables and figures (Norcliffe & Deisenroth 2023): SCALE=smoke|quick|paper (default paper),
-# LAUNCHER= a hydra/launcher option; results in $(GQ_OUT)/$(SCALE)/<experiment>/, tables printed by analysis.gq,
-# figures by analysis/notebooks/gq.py. GQ_OVERRIDES are passed to every run (e.g. "device=cpu logger=none").
-GQ_OUT ?= runs/gq
-GQ_OVERRIDES ?=
-reproduce-gq: install
-	$(PY) -m runs.reproduce_gq --scale $(SCALE) --out $(GQ_OUT) $(if $(LAUNCHER),--launcher $(LAUNCHER),) $(GQ_OVERRIDES)
-	$(PY) -m analysis.gq $(GQ_OUT)/$(SCALE)
-	GQ_RUNS=$(GQ_OUT)/$(SCALE) PYTHONPATH=. MPLBACKEND=Agg $(PY) analysis/notebooks/gq.py
+# A paper's tables and figures: `make reproduce-seminorm | reproduce-gq | reproduce-reversible [SCALE=smoke|quick|paper]`.
+# Every grid of conf/experiment/<paper>/*.yaml (its `sweep.<scale>` lines) runs as a Hydra multirun into OUT
+# (default runs/<paper>/<scale>), then analysis.<paper> prints and writes the tables and analysis/notebooks/<paper>.py
+# the figures (OUT/figures/). LAUNCHER="slurm hydra.launcher.partition=gpu" hands the cells to a cluster;
+# ARGS="..." adds overrides to every run (smoke adds logger=none progress=false).
+ARGS ?=
+ARGS_smoke := logger=none progress=false
+reproduce-%: install
+	$(PY) -m runs.reproduce $* --scale $(SCALE) --out $(or $(OUT),runs/$*/$(SCALE)) $(ARGS_$(SCALE)) $(ARGS) $(LAUNCH)
+	$(PY) -m analysis.$* $(or $(OUT),runs/$*/$(SCALE))
+	RUNS_DIR=$(or $(OUT),runs/$*/$(SCALE)) PYTHONPATH=. MPLBACKEND=Agg $(PY) analysis/notebooks/$*.py

@@ -285,8 +285,7 @@ def render(root: Path) -> str:
         parts += [f"## {title}", "", fn(root).to_markdown(index=False), ""]
     cde = root / "cde"
     parts += ["## v1 — neural CDE on CharacterTrajectories", "",
-              "not run here: the table needs the generic neural-CDE task `ncde_uea` (issue 4); "
-              "conf/experiment/reversible/cde.yaml holds its settings." if not cde.exists() else
+              "not run: no runs in " + str(cde) if not cde.exists() else
               per_method_table(load(cde), "neural_cde", {"midpoint": "midpoint", "rk4": "rk4", "dopri5": "dopri5"},
                                [DTO, REVERSIBLE],
                                [("peak GPU memory", "memory", memory, 4),

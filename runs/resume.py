@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 # Settings that change neither what a run computes nor its directory (see hydra.job.config.override_dirname).
-NOT_FINGERPRINTED = ("out_dir", "logger", "rerun", "progress", "device")
+# `sweep` is the reproduction grid an experiment file carries (which cells exist), not what a cell computes.
+NOT_FINGERPRINTED = ("out_dir", "logger", "rerun", "progress", "device", "sweep")
 
 
 class Interrupted(BaseException):

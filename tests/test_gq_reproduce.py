@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from runs.reproduce_gq import commands, experiments
+from runs.reproduce import commands, experiments
 
 EXPECTED = {"g1d", "images", "nested_spheres", "ou_ncosines", "ou_sde", "sines10", "sines50", "toy_gradient"}
 
@@ -20,8 +20,7 @@ EXPECTED = {"g1d", "images", "nested_spheres", "ou_ncosines", "ou_sde", "sines10
 def smoke_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("gq")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
-    proc = subprocess.run(["make", "-s", "reproduce-gq", "SCALE=smoke", f"GQ_OUT={out}",
-                           "GQ_OVERRIDES=logger=none progress=false device=cpu"],
+    proc = subprocess.run(["make", "-s", "reproduce-gq", "SCALE=smoke", f"OUT={out / 'smoke'}", "ARGS=device=cpu"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out / "smoke", proc.stdout
@@ -29,7 +28,7 @@ def smoke_runs(tmp_path_factory):
 
 def test_every_experiment_ran_ok(smoke_runs):
     root, _ = smoke_runs
-    assert set(experiments()) == EXPECTED
+    assert set(experiments("gq")) == EXPECTED
     results = [json.loads(p.read_text()) for p in root.rglob("result.json")]
     assert {p.parts[len(root.parts)] for p in root.rglob("result.json")} == EXPECTED
     failed = [(r["run_dir"], r["error"]) for r in results if r["status"] != "ok"]
@@ -59,12 +58,12 @@ def test_notebook_writes_every_figure(smoke_runs):
 
 
 def test_scales_differ_and_launcher_passes_through():
-    smoke = commands("nested_spheres", "smoke", Path("out"), None, [])
-    paper = commands("nested_spheres", "paper", Path("out"), "slurm", ["logger=none"])
+    smoke = commands("gq", "nested_spheres", "smoke", Path("out"), [])
+    paper = commands("gq", "nested_spheres", "paper", Path("out") / "paper", ["logger=none", "hydra/launcher=slurm"])
     assert any("task.width=8,16" in line for line in smoke[0])
     assert "task.width=5,20,100,500" in paper[0]
     assert "task.width=1000,1500,2000,2500,3000" in paper[2] and "train.lr=0.0001" in paper[2]
-    assert "hydra/launcher=slurm" in paper[0] and paper[0][-1] == "logger=none"
+    assert paper[0][-2:] == ["logger=none", "hydra/launcher=slurm"]
     assert f"hydra.sweep.dir={Path('out') / 'paper' / 'nested_spheres'}" in paper[0]
 
 

@@ -68,7 +68,7 @@ def test_make_reproduce_reversible_smoke(tmp_path):
     figures), into a temporary output directory."""
     out = tmp_path / "reversible"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(["make", "-s", "reproduce-reversible", "SCALE=smoke", f"REVERSIBLE_OUT={out}"], cwd=ROOT,
+    proc = subprocess.run(["make", "-s", "reproduce-reversible", "SCALE=smoke", f"OUT={out}"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in out.rglob("result.json")]

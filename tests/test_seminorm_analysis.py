@@ -114,7 +114,7 @@ def test_make_reproduce_seminorm_smoke_end_to_end(tmp_path):
     out_dir = tmp_path / "seminorm"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
     proc = subprocess.run(["make", "--no-print-directory", "reproduce-seminorm", "SCALE=smoke",
-                           f"SEMINORM_DIR={out_dir}", f"PY={sys.executable}"],
+                           f"OUT={out_dir}", f"PY={sys.executable}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout

@@ -188,7 +188,8 @@ def test_experiment_file_sweeps_the_papers_grid(table):
     from conftest import CONF
     from omegaconf import OmegaConf
 
-    params = OmegaConf.load(CONF / "experiment" / "seminorm" / f"{table}.yaml").hydra.sweeper.params
+    line = OmegaConf.load(CONF / "experiment" / "seminorm" / f"{table}.yaml").sweep.paper[0]
+    params = OmegaConf.create(dict(override.split("=", 1) for override in line))
     assert params.norm.split(",") == ["paper_default", "seminorm"]
     tolerances, seeds = PAPER_GRID[table]
     pairs = [OmegaConf.load(CONF / "tolerance" / f"{name}.yaml") for name in params["+tolerance"].split(",")]

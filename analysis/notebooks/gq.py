@@ -9,8 +9,8 @@
 # %% [markdown]
 # # GQ paper (Norcliffe & Deisenroth 2023): the figures, regenerated from run directories
 #
-# Reads `runs/gq/<scale>` (set `GQ_RUNS` to choose; `make reproduce-gq SCALE=quick` writes it) and writes PNGs to
-# `<GQ_RUNS>/figures/`: training time and test metric vs width per experiment, training loss vs wall clock, and the
+# Reads `runs/gq/<scale>` (set `RUNS_DIR`; `make reproduce-gq SCALE=quick` writes runs/gq/quick) and writes PNGs to
+# `<RUNS_DIR>/figures/`: training time and test metric vs width per experiment, training loss vs wall clock, and the
 # toy problem's gradient errors vs integration time. Runs as a plain script too (`python analysis/notebooks/gq.py`),
 # which is how the tests execute it at smoke scale. The paper's own figure values were not found, so nothing
 # published is overlaid.
@@ -28,7 +28,7 @@ import pandas as pd
 
 from analysis.gq import ORDER, TABLES, load_experiment
 
-ROOT = Path(os.environ.get("GQ_RUNS", "runs/gq/quick"))
+ROOT = Path(os.environ.get("RUNS_DIR", "runs/gq/paper"))
 FIGURES = ROOT / "figures"
 FIGURES.mkdir(parents=True, exist_ok=True)
 written = []

@@ -9,7 +9,7 @@
 # %% [markdown]
 # # McCallum & Foster 2024 — the reversible-solvers paper's figures, regenerated
 #
-# Reads the run directories of `make reproduce-reversible` (`REVERSIBLE_RUNS`, default `runs/reversible/paper`) and
+# Reads the run directories of `make reproduce-reversible` (`RUNS_DIR`, default `runs/reversible/paper`) and
 # writes PNGs into `<runs>/figures/`: memory and gradient error against the integration length (v1), runtime against
 # the number of steps (v2), and the convergence slopes (v2). Dashed lines: the authors' figures from their committed
 # result logs (`analysis/reference/reversible.csv`, "authors' logs"). Run it as a script or open it with jupytext.
@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 
 from analysis.reversible import KIND, REVERSIBLE, load, reference, time_length
 
-RUNS = Path(os.environ.get("REVERSIBLE_RUNS", "runs/reversible/paper"))
+RUNS = Path(os.environ.get("RUNS_DIR", "runs/reversible/paper"))
 FIGURES = RUNS / "figures"
 FIGURES.mkdir(parents=True, exist_ok=True)
 written = []

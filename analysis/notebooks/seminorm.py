@@ -20,7 +20,7 @@
 # - `seminorm_figure_data.csv`: the plotted curves (mean and std per norm and step), so the figures can be checked.
 #
 # Run as a notebook (`jupytext --to notebook`) or as a script:
-# `SEMINORM_RUNS=runs/seminorm/quick python analysis/notebooks/seminorm.py`.
+# `RUNS_DIR=runs/seminorm/quick python analysis/notebooks/seminorm.py`.
 
 # %%
 import os
@@ -34,8 +34,8 @@ import pandas as pd
 
 from analysis.seminorm import NORM_LABELS, load_curves
 
-RUNS_DIR = Path(os.environ.get("SEMINORM_RUNS", "runs/seminorm/paper"))
-OUT_DIR = Path(os.environ.get("SEMINORM_FIGURES", str(RUNS_DIR / "figures")))
+RUNS_DIR = Path(os.environ.get("RUNS_DIR", "runs/seminorm/paper"))
+OUT_DIR = Path(os.environ.get("FIGURES_DIR", str(RUNS_DIR / "figures")))
 OUT_DIR.mkdir(parents=True, exist_ok=True)
 COLOURS = {"paper_default": "tab:red", "default": "tab:orange", "seminorm": "tab:blue", "rms": "tab:green"}
 
