@@ -9,7 +9,6 @@ first observation; the loss and the test metric are the mean squared error over 
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch
@@ -82,15 +81,8 @@ class AcrobotSymODEN(Task):
         predicted = solver.solve(self.field, x[:, 0], self.ts).transpose(0, 1)
         return F.mse_loss(predicted, x)
 
-    def batch_indices(self, step: int) -> torch.Tensor:
-        n = len(self.train_x)
-        per_epoch = math.ceil(n / self.batch_size)
-        epoch, k = divmod(step, per_epoch)
-        order = torch.randperm(n, generator=self.generator(-10, epoch))
-        return order[k * self.batch_size:(k + 1) * self.batch_size].to(self.device)
-
     def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
-        return self.mse(self.train_x[self.batch_indices(step)], solver)
+        return self.mse(self.train_x[self.epoch_batch(len(self.train_x), self.batch_size, step)], solver)
 
     @torch.no_grad()
     def evaluate(self, solver: Solver) -> dict[str, float]:

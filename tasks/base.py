@@ -10,6 +10,7 @@ naming the class) plus `conf/task_scale/<name>/{smoke,quick,paper}.yaml`.
 from __future__ import annotations
 
 import abc
+import math
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -57,6 +58,14 @@ class Task(abc.ABC):
         g.manual_seed(hash((self.seed, *salt)) % (2**63))
         return g
 
+    def epoch_batch(self, n: int, batch_size: int, step: int) -> torch.Tensor:
+        """Indices (on the task's device) of training step `step`'s batch when every epoch is a fresh permutation of
+        the n training items (the last batch of an epoch may be smaller): a pure function of (seed, step)."""
+        per_epoch = math.ceil(n / batch_size)
+        epoch, k = divmod(step, per_epoch)
+        order = torch.randperm(n, generator=self.generator(-10, epoch))
+        return order[k * batch_size:(k + 1) * batch_size].to(self.device)
+
     @abc.abstractmethod
     def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
         """Scalar training loss on the batch of training step `step`."""
@@ -74,3 +83,24 @@ class Task(abc.ABC):
         """A differentiable loss on held-out data, for counting backward NFE on data the model was not fitted to
         (the seminorm paper's measurement). None to skip."""
         return None
+
+
+class FullBatchTask(Task):
+    """A task whose whole (small) data set is one deterministic batch, as in the trajectory-fitting experiments:
+    one `loss` serves as training loss, test metric and gradient-check loss."""
+
+    metric = "mse"
+
+    @abc.abstractmethod
+    def loss(self, solver: Solver) -> torch.Tensor:
+        """The scalar loss on the whole data set."""
+
+    def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
+        return self.loss(solver)
+
+    @torch.no_grad()
+    def evaluate(self, solver: Solver) -> dict[str, float]:
+        return {self.metric: self.loss(solver).item()}
+
+    def check_loss(self, solver: Solver) -> torch.Tensor:
+        return self.loss(solver)

@@ -206,16 +206,10 @@ class CNFImages(Task):
         log_prob = self.model.log_prob(x, solver.solve, self.rademacher(len(x), generator))
         return self.bits_per_dim(log_prob).mean()
 
-    def batch_indices(self, step: int) -> torch.Tensor:
-        n = len(self.train_x)
-        per_epoch = math.ceil(n / self.batch_size)
-        epoch, k = divmod(step, per_epoch)
-        order = torch.randperm(n, generator=self.generator(-10, epoch))
-        return order[k * self.batch_size:(k + 1) * self.batch_size].to(self.device)
-
     # Task
     def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
-        return self.loss(self.train_x[self.batch_indices(step)], solver, self.generator(step))
+        batch = self.train_x[self.epoch_batch(len(self.train_x), self.batch_size, step)]
+        return self.loss(batch, solver, self.generator(step))
 
     @torch.no_grad()
     def evaluate(self, solver: Solver) -> dict[str, float]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from tasks.base import Solver, Task
+from tasks.base import FullBatchTask, Solver
 from tasks.mlp import MLPField
 
 
-class G1D(Task):
+class G1D(FullBatchTask):
     metric = "test_mse"
     lower_is_better = True
 
@@ -31,16 +31,6 @@ class G1D(Task):
         self.x = torch.tensor([[-1.0], [1.0]], device=device, dtype=dtype)
         self.ts = torch.tensor([0.0, 1.0], device=device, dtype=dtype)
 
-    def mse(self, solver: Solver) -> torch.Tensor:
+    def loss(self, solver: Solver) -> torch.Tensor:
         state0 = torch.cat([self.x, self.x.new_zeros(2, self.augment_dim)], dim=1)
         return F.mse_loss(solver.solve(self.field, state0, self.ts)[-1][:, :1], -self.x)
-
-    def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
-        return self.mse(solver)
-
-    @torch.no_grad()
-    def evaluate(self, solver: Solver) -> dict[str, float]:
-        return {"test_mse": self.mse(solver).item()}
-
-    def check_loss(self, solver: Solver) -> torch.Tensor:
-        return self.mse(solver)

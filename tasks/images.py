@@ -14,7 +14,6 @@ from torch.nn import functional as F
 
 from tasks.base import Solver, Task
 from tasks.image_data import load_images
-from tasks.mlp import epoch_batch
 
 
 class ConvField(nn.Module):
@@ -78,7 +77,7 @@ class ImageODE(Task):
         return self.decoder(state.flatten(1))
 
     def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
-        index = epoch_batch(self.generator, len(self.train_x), self.batch_size, step).to(self.device)
+        index = self.epoch_batch(len(self.train_x), self.batch_size, step)
         return F.cross_entropy(self.logits(self.train_x[index], solver), self.train_y[index])
 
     @torch.no_grad()

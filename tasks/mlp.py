@@ -35,11 +35,3 @@ class SecondOrderField(nn.Module):
     def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         return torch.cat([state[..., self.dim :], self.acceleration(t, state)], dim=-1)
 
-
-def epoch_batch(generator_for_epoch, n: int, batch_size: int, step: int) -> torch.Tensor:
-    """Indices of training step `step`'s batch when every epoch is a fresh permutation of n items (the last partial
-    batch dropped): a pure function of (seed, step), like every batch in the harness."""
-    per_epoch = max(n // batch_size, 1)
-    epoch, index = divmod(step, per_epoch)
-    order = torch.randperm(n, generator=generator_for_epoch(epoch))
-    return order[index * batch_size : (index + 1) * batch_size]

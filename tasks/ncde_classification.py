@@ -10,7 +10,6 @@ normalised channels, time appended, short series padded with their last value.
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import numpy as np
@@ -107,17 +106,8 @@ class NCDEClassification(Task):
     def logits(self, coeffs: torch.Tensor, solver: Solver) -> torch.Tensor:
         return self.model(make_control(coeffs, self.interpolation), solver.solve, self.jump_at_knots)
 
-    def batch_indices(self, step: int) -> torch.Tensor:
-        """Epoch-wise shuffling as a pure function of (seed, step): step k of epoch e takes the k-th slice of
-        epoch e's permutation."""
-        n = len(self.train_y)
-        per_epoch = math.ceil(n / self.batch_size)
-        epoch, k = divmod(step, per_epoch)
-        order = torch.randperm(n, generator=self.generator(-10, epoch))
-        return order[k * self.batch_size:(k + 1) * self.batch_size].to(self.device)
-
     def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
-        idx = self.batch_indices(step)
+        idx = self.epoch_batch(len(self.train_y), self.batch_size, step)
         return F.cross_entropy(self.logits(self.train_coeffs[idx], solver), self.train_y[idx])
 
     @torch.no_grad()

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tasks.base import Solver, Task
-from tasks.mlp import MLPField, epoch_batch
+from tasks.mlp import MLPField
 
 
 def nested_spheres(per_class: int, generator: torch.Generator, inner: float = 0.4,
@@ -73,7 +73,7 @@ class NestedSpheres(Task):
         return self.decoder(solver.solve(self.field, state0, self.ts)[-1])
 
     def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
-        index = epoch_batch(self.generator, len(self.train_x), self.batch_size, step).to(self.device)
+        index = self.epoch_batch(len(self.train_x), self.batch_size, step)
         return F.cross_entropy(self.logits(self.train_x[index], solver), self.train_y[index])
 
     @torch.no_grad()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tasks.base import Solver, Task
+from tasks.base import FullBatchTask, Solver
 
 
 class ScalarField(nn.Module):
@@ -24,8 +24,7 @@ class ScalarField(nn.Module):
         return self.net(y)
 
 
-class NODERegression(Task):
-    metric = "mse"
+class NODERegression(FullBatchTask):
     lower_is_better = True
 
     def __init__(self, seed: int, device: torch.device, dtype: torch.dtype, width: int = 50,
@@ -44,13 +43,3 @@ class NODERegression(Task):
 
     def loss(self, solver: Solver) -> torch.Tensor:
         return (solver.solve(self.model, self.x, self.ts)[-1] - self.y).pow(2).mean()
-
-    def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
-        return self.loss(solver)
-
-    @torch.no_grad()
-    def evaluate(self, solver: Solver) -> dict[str, float]:
-        return {"mse": self.loss(solver).item()}
-
-    def check_loss(self, solver: Solver) -> torch.Tensor:
-        return self.loss(solver)

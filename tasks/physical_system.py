@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks.base import Solver, Task
+from tasks.base import FullBatchTask, Solver
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ("https://raw.githubusercontent.com/sammccallum/reversible-solvers/7a1d6beeea617fe04bb90ff62b319240514e0bf4/"
@@ -117,8 +117,7 @@ class AutonomousMLP(nn.Module):
         return self.net(y)
 
 
-class PhysicalSystem(Task):
-    metric = "mse"
+class PhysicalSystem(FullBatchTask):
     lower_is_better = True
 
     def __init__(self, seed: int, device: torch.device, dtype: torch.dtype, system: str = "double_linear",
@@ -155,13 +154,3 @@ class PhysicalSystem(Task):
     def loss(self, solver: Solver) -> torch.Tensor:
         ys = solver.solve(self.model, self.data[0], self.ts)
         return (ys - self.data).pow(2).mean()
-
-    def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
-        return self.loss(solver)
-
-    @torch.no_grad()
-    def evaluate(self, solver: Solver) -> dict[str, float]:
-        return {"mse": self.loss(solver).item()}
-
-    def check_loss(self, solver: Solver) -> torch.Tensor:
-        return self.loss(solver)

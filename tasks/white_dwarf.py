@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tasks.base import Solver, Task
+from tasks.base import FullBatchTask, Solver
 
 
 def white_dwarf(t: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tensor:
@@ -47,8 +47,7 @@ class TimeDependentField(nn.Module):
         return self.net(torch.cat([t.expand(*y.shape[:-1], 1).to(y), y], dim=-1))
 
 
-class WhiteDwarf(Task):
-    metric = "mse"
+class WhiteDwarf(FullBatchTask):
     lower_is_better = True
 
     def __init__(self, seed: int, device: torch.device, dtype: torch.dtype, time_length: float = 5.0,
@@ -67,13 +66,3 @@ class WhiteDwarf(Task):
     def loss(self, solver: Solver) -> torch.Tensor:
         ys = solver.solve(self.model, self.data[0], self.ts)
         return (ys[1:] - self.data[1:]).pow(2).mean()
-
-    def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
-        return self.loss(solver)
-
-    @torch.no_grad()
-    def evaluate(self, solver: Solver) -> dict[str, float]:
-        return {"mse": self.loss(solver).item()}
-
-    def check_loss(self, solver: Solver) -> torch.Tensor:
-        return self.loss(solver)
