@@ -30,7 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from solvers.base import GradientMethod, SolverSpec
 from solvers.reversible import check_stratonovich, trainable
-from solvers.rk import ODETerm, PlainStepper, Schedule, SDETerm, output_gradient, report_step
+from solvers.rk import ODETerm, PlainStepper, Schedule, SDETerm, accumulate, output_gradient, report_step, vjp
 from solvers.tableaus import get_tableau
 
 
@@ -99,7 +99,7 @@ class _CheckpointedSolve(torch.autograd.Function):
         y0, params = saved[0], tuple(saved[1 : 1 + ctx.n_params])
         stored = dict(zip(ctx.kept_index, saved[1 + ctx.n_params :]))
         weights = grid.output_weights()
-        grads: list = [None] * len(params)
+        grads = [torch.zeros_like(p) for p in params]
         times = grid.times
 
         def grad_step(k: int, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
@@ -110,10 +110,8 @@ class _CheckpointedSolve(torch.autograd.Function):
                 x_ = x.detach().requires_grad_(True)
                 y1 = stepper.step(times[k], times[k + 1], x_)
             report_step(stepper.field, True)
-            g = torch.autograd.grad(y1, (x_, *params), grad_outputs=adj, allow_unused=True)
-            for i, gi in enumerate(g[1:]):
-                if gi is not None:
-                    grads[i] = gi if grads[i] is None else grads[i] + gi
+            g = vjp(y1, (x_, *params), adj)
+            accumulate(grads, g[1:])
             return g[0]
 
         def reverse(a: int, b: int, x_a: torch.Tensor, free: int, adj: torch.Tensor) -> torch.Tensor:
@@ -133,8 +131,7 @@ class _CheckpointedSolve(torch.autograd.Function):
         g_out = output_gradient(weights, 0, grad_ys)
         if g_out is not None:
             adj = adj + g_out
-        grad_params = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
-        return (None, None, None, adj, *grad_params)
+        return (None, None, None, adj, *grads)
 
 
 class RecursiveCheckpoint(GradientMethod):
