@@ -9,6 +9,10 @@ median of max(`--repeats`, 5) gradients, interleaved across methods, after one w
 10000 steps, where checkpointing with 2 checkpoints recomputes about a million steps). NFE = field evaluations of
 one gradient, forward + backward. Memory: graph KiB (tensors autograd saves between forward and
 backward, parameters excluded, measured once per cell) and, on CUDA, the peak allocated during one gradient.
+Cost model: the per-step pieces (a base step B, checkpointing's backward step GV = graph + local VJP, the
+reversible forward and backward steps F and Rb) are timed with the methods' own step functions in the same run, and
+a `cost model s` column rebuilds each memory-bounded method's time from them (reversible n (F + Rb), checkpointing
+n (B + GV) + R B), with the recomputation count r* per step above which reversible must win.
 Also reported: how far the reconstructing backward pass drifts from backprop through the same reversible solve as the
 steps grow (its round-off is amplified by 1/lambda per step), for lambda = 0.999 and 0.9.
 """
@@ -23,10 +27,13 @@ from torch import nn
 from runs.bench import timed
 from runs.memory import MIB, saved_tensor_meter
 from solvers.base import SolverSpec
-from solvers.checkpoint import RecursiveCheckpoint, recomputations
+from solvers.checkpoint import RecursiveCheckpoint, backward_recomputations
 from solvers.direct import DirectBackprop
 from solvers.direct_rk import DirectRK
-from solvers.reversible import Reversible
+from solvers.nfe import NFECounter
+from solvers.reversible import Reversible, ReversibleStepper, trainable
+from solvers.rk import ODETerm, PlainStepper
+from solvers.tableaus import get_tableau
 
 STEPS = (100, 1000, 10000)
 DT = 0.01
@@ -87,6 +94,90 @@ def measure(method, field, y0, ts, repeats: int, device: torch.device) -> dict[s
     return {"seconds": seconds, "graph_kib": graph["mib"] * 1024, "peak_mib": peak, "nfe": counts.fwd + counts.bwd}
 
 
+def cost_units(field: nn.Module, y0: torch.Tensor, device: torch.device, blocks: int = 7,
+               calls: int = 200) -> dict[str, float]:
+    """Seconds per call of the four per-step pieces the methods are made of, timed on the bench's field (wrapped by
+    the NFE counter, as in a solve) with the methods' own step functions, interleaved, median over `blocks`:
+    B = one base step without a graph (a forward or recomputed step of checkpointing and direct backprop's forward
+    arithmetic), GV = one base step with a graph and its local VJP (checkpointing's backward step), F = a reversible
+    forward step (2 base steps), Rb = a reversible backward step (2 base steps with graphs, 2 VJPs, the
+    reconstruction and adjoint arithmetic)."""
+    spec = SolverSpec("midpoint", step_size=DT)
+    counted = NFECounter().wrap(field, adaptive=False)
+    term, tableau, params = ODETerm(counted), get_tableau(spec.name), trainable(field)
+    plain, rev = PlainStepper(term, tableau), ReversibleStepper(term, tableau, 0.999)
+    grads = [torch.zeros_like(p) for p in params]
+    y, adj = y0.detach(), torch.ones_like(y0)
+    times = [k * DT for k in range(calls + 1)]
+
+    def forward_steps():
+        with torch.no_grad():
+            for k in range(calls):
+                plain.step(times[k], times[k + 1], y)
+
+    def grad_steps():
+        with torch.no_grad():
+            for k in range(calls - 1, -1, -1):
+                plain.grad_step(times[k], times[k + 1], y, adj, params, grads)
+
+    def reversible_forward():
+        with torch.no_grad():
+            for k in range(calls):
+                rev.step(times[k], times[k + 1], y, y)
+
+    def reversible_backward():
+        with torch.no_grad():
+            for k in range(calls - 1, -1, -1):
+                rev.inverse_step(times[k], times[k + 1], y, y, adj, adj, params, grads)
+
+    pieces = {"B": forward_steps, "GV": grad_steps, "F": reversible_forward, "Rb": reversible_backward}
+    samples: dict[str, list[float]] = {name: [] for name in pieces}
+    for _ in range(blocks):
+        for name, fn in pieces.items():
+            samples[name].append(timed(fn, device) / calls)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def model_seconds(units: dict[str, float], name: str, steps: int) -> float | None:
+    """The cost model's seconds for one gradient (None for direct backprop, whose backward is one autograd pass)."""
+    if name == "reversible":
+        return steps * (units["F"] + units["Rb"])
+    if name.startswith("checkpoint, "):
+        c = int(name.split()[1])
+        return steps * (units["B"] + units["GV"]) + backward_recomputations(steps, c - 1) * units["B"]
+    return None
+
+
+def cost_model_line(units: dict[str, float], table: dict[tuple[int, str], dict]) -> str:
+    """The cost model in words and numbers: when reversible must beat checkpointing, and whether it does."""
+    us = {name: 1e6 * value for name, value in units.items()}
+    b = us["B"]
+    threshold = (us["F"] + us["Rb"] - us["B"] - us["GV"]) / b
+    predicted = []
+    for c in CHECKPOINTS:
+        wins = [n for n in STEPS if backward_recomputations(n, c - 1) / n > threshold]
+        predicted.append(f"{c} at {', '.join(map(str, wins)) or 'no'}")
+    return (
+        "- Cost model, from per-step pieces timed in this run with the methods' own step functions (µs): B = a base "
+        f"step without a graph {b:.1f}; GV = a base step with a graph plus its local VJP (checkpointing's backward "
+        f"step) {us['GV']:.1f} = {us['GV'] / b:.2f} B; F = a reversible forward step (2 base steps) {us['F']:.1f} = "
+        f"{us['F'] / b:.2f} B; Rb = a reversible backward step (2 base steps with graphs, 2 VJPs, reconstruction "
+        f"and adjoint arithmetic) {us['Rb']:.1f} = {us['Rb'] / b:.2f} B, of which {us['Rb'] - 2 * us['GV']:.1f} "
+        "beyond 2 GV. One gradient of n steps costs n (F + Rb) reversible and n (B + GV) + R(n, c) B checkpointing "
+        "with c checkpoints (R = the steps its backward pass recomputes: the binomial schedule's recomputations less "
+        "its first descent, which the forward pass stores), so reversible is the faster exactly when "
+        f"R(n, c) / n > r* = (F + Rb - B - GV) / B = {threshold:.2f}. R(n, c) / n: "
+        + "; ".join(f"{c} checkpoints " + ", ".join(f"{backward_recomputations(n, c - 1) / n:.2f}" for n in STEPS)
+                    for c in CHECKPOINTS)
+        + f" (at {', '.join(map(str, STEPS))} steps): the model has reversible faster than checkpointing with "
+        + "; ".join(predicted) + " steps. Since F ≈ 2 B and Rb ≈ 2 GV, r* ≈ 1 + GV / B: reversible pays one more "
+        "base step forward and one more graph-and-VJP step backward than checkpointing does, which pays instead "
+        "its recomputations; whenever a VJP costs about what a forward step does or more (as here, and in FLOPs "
+        "for any MLP), no reversible implementation beats a checkpointing schedule that recomputes fewer than "
+        "about 3 steps per step."
+    )
+
+
 def run_section(device: torch.device, repeats: int) -> str:
     torch.manual_seed(0)
     field = ScalarODE().to(device, torch.float64)
@@ -105,6 +196,7 @@ def run_section(device: torch.device, repeats: int) -> str:
                 times[name].append(timed(lambda m=method, t=ts: one_gradient(m, field, y0, t), device))
         for name in names:
             table[(steps, name)]["seconds"] = statistics.median(times[name])
+    units = cost_units(field, y0, device)
     roundoff = {(lam, steps): reconstruction_error(field, y0, steps, lam, device)
                 for lam in COUPLINGS for steps in STEPS}
     cuda = device.type == "cuda"
@@ -114,16 +206,17 @@ def run_section(device: torch.device, repeats: int) -> str:
         f"of {max(repeats, 5)} interleaved gradients, 1 at 10000 steps)",
         "",
         "| steps | method | s / gradient | × reversible | NFE (fwd + bwd) | graph KiB | graph / same method at 100 "
-        "steps |" + (" peak CUDA MiB |" if cuda else ""),
-        "|--:|:--|--:|--:|--:|--:|--:|" + ("--:|" if cuda else ""),
+        "steps | cost model s |" + (" peak CUDA MiB |" if cuda else ""),
+        "|--:|:--|--:|--:|--:|--:|--:|--:|" + ("--:|" if cuda else ""),
     ]
     for steps in STEPS:
         rev = table[(steps, "reversible")]["seconds"]
         for name in names:
             cell = table[(steps, name)]
             growth = cell["graph_kib"] / table[(STEPS[0], name)]["graph_kib"]
+            model = model_seconds(units, name, steps)
             row = (f"| {steps} | {name} | {cell['seconds']:.4f} | {cell['seconds'] / rev:.2f} | {cell['nfe']} | "
-                   f"{cell['graph_kib']:.2f} | {growth:.2f} |")
+                   f"{cell['graph_kib']:.2f} | {growth:.2f} | {'–' if model is None else f'{model:.4f}'} |")
             if cuda:
                 row += f" {cell['peak_mib']:.3f} |"
             lines.append(row)
@@ -142,11 +235,7 @@ def run_section(device: torch.device, repeats: int) -> str:
         f"- reversible / direct backprop (same loop) time ratio: {ratios}.",
         f"- graph memory from {STEPS[0]} to {STEPS[-1]} steps: reversible ×{rev_growth:.2f}, "
         f"direct ×{direct_growth:.1f}.",
-        "- Cost model: a reversible gradient evaluates 2 base steps per step forward and 2 backward and takes 2 "
-        "vector-Jacobian products per step; checkpointing evaluates 1 base step forward, its recomputations and 1 "
-        "more with a graph, and takes 1 VJP per step. Recomputed base steps per step of the binomial schedule: "
-        + "; ".join(f"{c} checkpoints " + ", ".join(f"{recomputations(s, c - 1) / s:.1f}" for s in STEPS)
-                    for c in CHECKPOINTS) + f" (at {', '.join(map(str, STEPS))} steps).",
+        cost_model_line(units, table),
         "- Round-off of the reconstruction (it divides by lambda each step): relative difference between the "
         "reversible gradient and backprop through the same reversible solve, "
         + "; ".join(f"lambda {lam}: " + ", ".join(f"{roundoff[(lam, s)]:.1e}" for s in STEPS) for lam in COUPLINGS)

@@ -30,7 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from solvers.base import GradientMethod, SolverSpec
 from solvers.reversible import check_stratonovich, trainable
-from solvers.rk import ODETerm, PlainStepper, Schedule, SDETerm, accumulate, output_gradient, report_step, vjp
+from solvers.rk import ODETerm, PlainStepper, Schedule, SDETerm, output_gradient, report_step
 from solvers.tableaus import get_tableau
 
 
@@ -72,6 +72,13 @@ def first_descent(n: int, free: int) -> list[int]:
     return stored
 
 
+def backward_recomputations(n: int, free: int) -> int:
+    """Steps the backward pass advances without a graph (fixed steps): the schedule's recomputations less its first
+    descent, which the forward pass stores as it goes."""
+    stored = first_descent(n, free)
+    return recomputations(n, free) - (stored[-1] if stored else 0)
+
+
 class _CheckpointedSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, stepper: PlainStepper, schedule: Schedule, free: int | None, y0: torch.Tensor,
@@ -106,13 +113,9 @@ class _CheckpointedSolve(torch.autograd.Function):
             g_out = output_gradient(weights, k + 1, grad_ys)
             if g_out is not None:
                 adj = adj + g_out
-            with torch.enable_grad():
-                x_ = x.detach().requires_grad_(True)
-                y1 = stepper.step(times[k], times[k + 1], x_)
+            adj = stepper.grad_step(times[k], times[k + 1], x, adj, params, grads)
             report_step(stepper.field, True)
-            g = vjp(y1, (x_, *params), adj)
-            accumulate(grads, g[1:])
-            return g[0]
+            return adj
 
         def reverse(a: int, b: int, x_a: torch.Tensor, free: int, adj: torch.Tensor) -> torch.Tensor:
             if b - a == 1:

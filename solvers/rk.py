@@ -368,6 +368,18 @@ class PlainStepper:
         t = torch.full((), t0, dtype=y.dtype, device=y.device)
         return rk_increment(self.term, self.tableau, t, t1 - t0, y, brownian_increment(self.bm, t0, t1), error, base=y)
 
+    def grad_step(self, t0: float, t1: float, y: torch.Tensor, adj: torch.Tensor, params: tuple[torch.Tensor, ...],
+                  grads: list[torch.Tensor]) -> torch.Tensor | None:
+        """The adjoint of y_n from adj, that of y_{n+1}: re-take the step from y_n with a graph and pull adj back
+        through it (one local VJP), adding the parameter gradient into `grads` in place (checkpointing's backward
+        step; the bench times it as one cost unit)."""
+        with torch.enable_grad():
+            y_ = y.detach().requires_grad_(True)
+            y1 = self.step(t0, t1, y_)
+        g = vjp(y1, (y_, *params), adj)
+        accumulate(grads, g[1:])
+        return g[0]
+
     def advance(self, times: list[float], start: int, stop: int, y: torch.Tensor) -> torch.Tensor:
         for n in range(start, stop):
             y = self.step(times[n], times[n + 1], y)

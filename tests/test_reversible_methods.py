@@ -179,3 +179,7 @@ def test_bench_section_reports_constant_reversible_memory(monkeypatch):
     growth = {name: float(line.split("|")[7]) for name, line in rows.items()}
     assert growth["reversible"] == 1.0 and 1.9 < growth["direct_rk"] < 2.1
     assert "graph memory from 10 to 20 steps: reversible ×1.00" in text
+    # the cost model's column: seconds for the memory-bounded methods (built from timed step pieces), none for direct
+    model = {name: line.split("|")[8].strip() for name, line in rows.items()}
+    assert float(model["reversible"]) > 0 and float(model["checkpoint, 2 checkpoints"]) > 0
+    assert model["direct_rk"] == "–" and "r* = (F + Rb - B - GV) / B = " in text
