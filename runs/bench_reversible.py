@@ -32,7 +32,7 @@ from solvers.direct import DirectBackprop
 from solvers.direct_rk import DirectRK
 from solvers.nfe import NFECounter
 from solvers.reversible import Reversible, ReversibleStepper, trainable
-from solvers.rk import ODETerm, PlainStepper
+from solvers.rk import ODETerm, PlainStepper, report_step
 from solvers.tableaus import get_tableau
 
 STEPS = (100, 1000, 10000)
@@ -97,7 +97,8 @@ def measure(method, field, y0, ts, repeats: int, device: torch.device) -> dict[s
 def cost_units(field: nn.Module, y0: torch.Tensor, device: torch.device, blocks: int = 7,
                calls: int = 200) -> dict[str, float]:
     """Seconds per call of the four per-step pieces the methods are made of, timed on the bench's field (wrapped by
-    the NFE counter, as in a solve) with the methods' own step functions, interleaved, median over `blocks`:
+    the NFE counter, as in a solve, each step reported to it) with the methods' own step functions, interleaved,
+    median over `blocks`:
     B = one base step without a graph (a forward or recomputed step of checkpointing and direct backprop's forward
     arithmetic), GV = one base step with a graph and its local VJP (checkpointing's backward step), F = a reversible
     forward step (2 base steps), Rb = a reversible backward step (2 base steps with graphs, 2 VJPs, the
@@ -105,30 +106,33 @@ def cost_units(field: nn.Module, y0: torch.Tensor, device: torch.device, blocks:
     spec = SolverSpec("midpoint", step_size=DT)
     counted = NFECounter().wrap(field, adaptive=False)
     term, tableau, params = ODETerm(counted), get_tableau(spec.name), trainable(field)
-    plain, rev = PlainStepper(term, tableau), ReversibleStepper(term, tableau, 0.999)
+    plain = PlainStepper(term, tableau, field=counted)
+    rev = ReversibleStepper(term, tableau, 0.999, field=counted)
     grads = [torch.zeros_like(p) for p in params]
     y, adj = y0.detach(), torch.ones_like(y0)
     times = [k * DT for k in range(calls + 1)]
 
-    def forward_steps():
+    def forward_steps():  # what checkpointing's recomputation runs
         with torch.no_grad():
-            for k in range(calls):
-                plain.step(times[k], times[k + 1], y)
+            plain.advance(times, 0, calls, y)
 
     def grad_steps():
         with torch.no_grad():
             for k in range(calls - 1, -1, -1):
                 plain.grad_step(times[k], times[k + 1], y, adj, params, grads)
+                report_step(counted, True)
 
     def reversible_forward():
         with torch.no_grad():
             for k in range(calls):
                 rev.step(times[k], times[k + 1], y, y)
+                report_step(counted, True)
 
     def reversible_backward():
         with torch.no_grad():
             for k in range(calls - 1, -1, -1):
                 rev.inverse_step(times[k], times[k + 1], y, y, adj, adj, params, grads)
+                report_step(counted, True)
 
     pieces = {"B": forward_steps, "GV": grad_steps, "F": reversible_forward, "Rb": reversible_backward}
     samples: dict[str, list[float]] = {name: [] for name in pieces}
