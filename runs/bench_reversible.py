@@ -39,12 +39,13 @@ STEPS = (100, 1000, 10000)
 DT = 0.01
 CHECKPOINTS = (2, 4, 8)
 COUPLINGS = (0.999, 0.9)  # the default, and a smaller lambda whose reconstruction loses accuracy sooner
+WIDE = (256, 1024)  # (width, batch) of a field of the same shape large enough that arithmetic, not overhead, decides
 
 
 class ScalarODE(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, width: int = 10) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(1, 10), nn.Tanh(), nn.Linear(10, 1))
+        self.net = nn.Sequential(nn.Linear(1, width), nn.Tanh(), nn.Linear(width, 1))
 
     def forward(self, t, y):
         return self.net(y)
@@ -152,15 +153,21 @@ def model_seconds(units: dict[str, float], name: str, steps: int) -> float | Non
     return None
 
 
-def cost_model_line(units: dict[str, float], table: dict[tuple[int, str], dict]) -> str:
+def break_even(units: dict[str, float]) -> float:
+    """r*: the recomputed steps per step above which a reversible gradient is cheaper than checkpointing."""
+    return (units["F"] + units["Rb"] - units["B"] - units["GV"]) / units["B"]
+
+
+def predicted_wins(threshold: float) -> str:
+    return "; ".join(f"{c} at " + (", ".join(str(n) for n in STEPS if backward_recomputations(n, c - 1) / n > threshold)
+                                   or "no") for c in CHECKPOINTS)
+
+
+def cost_model_line(units: dict[str, float]) -> str:
     """The cost model in words and numbers: when reversible must beat checkpointing, and whether it does."""
     us = {name: 1e6 * value for name, value in units.items()}
     b = us["B"]
-    threshold = (us["F"] + us["Rb"] - us["B"] - us["GV"]) / b
-    predicted = []
-    for c in CHECKPOINTS:
-        wins = [n for n in STEPS if backward_recomputations(n, c - 1) / n > threshold]
-        predicted.append(f"{c} at {', '.join(map(str, wins)) or 'no'}")
+    threshold = break_even(units)
     return (
         "- Cost model, from per-step pieces timed in this run with the methods' own step functions (µs): B = a base "
         f"step without a graph {b:.1f}; GV = a base step with a graph plus its local VJP (checkpointing's backward "
@@ -174,11 +181,24 @@ def cost_model_line(units: dict[str, float], table: dict[tuple[int, str], dict])
         + "; ".join(f"{c} checkpoints " + ", ".join(f"{backward_recomputations(n, c - 1) / n:.2f}" for n in STEPS)
                     for c in CHECKPOINTS)
         + f" (at {', '.join(map(str, STEPS))} steps): the model has reversible faster than checkpointing with "
-        + "; ".join(predicted) + " steps. Since F ≈ 2 B and Rb ≈ 2 GV, r* ≈ 1 + GV / B: reversible pays one more "
+        + predicted_wins(threshold) + " steps. Since F ≈ 2 B and Rb ≈ 2 GV, r* ≈ 1 + GV / B: reversible pays one more "
         "base step forward and one more graph-and-VJP step backward than checkpointing does, which pays instead "
-        "its recomputations; whenever a VJP costs about what a forward step does or more (as here, and in FLOPs "
-        "for any MLP), no reversible implementation beats a checkpointing schedule that recomputes fewer than "
-        "about 3 steps per step."
+        "its recomputations."
+    )
+
+
+def wide_field_line(units: dict[str, float]) -> str:
+    """The same model for a wide field, where arithmetic rather than per-operation overhead sets the units."""
+    width, batch = WIDE
+    us = {name: 1e6 * value for name, value in units.items()}
+    threshold = break_even(units)
+    return (
+        f"- The same pieces for a field of the same shape large enough that arithmetic decides (1-{width}-1 tanh, "
+        f"batch {batch}; pieces timed only, no full gradients): B = {us['B']:.0f} µs, GV = {us['GV'] / us['B']:.2f} B, "
+        f"F = {us['F'] / us['B']:.2f} B, Rb = {us['Rb'] / us['B']:.2f} B, r* = {threshold:.2f}; by the model, "
+        f"reversible would be faster than checkpointing with {predicted_wins(threshold)} steps. Since r* ≈ 1 + GV / B and GV "
+        "contains a base step's own arithmetic, r* > 2 for any implementation (near 3 when a VJP costs about a "
+        "forward step), so schedules that recompute fewer steps per step (many checkpoints, few steps) stay faster."
     )
 
 
@@ -201,6 +221,10 @@ def run_section(device: torch.device, repeats: int) -> str:
         for name in names:
             table[(steps, name)]["seconds"] = statistics.median(times[name])
     units = cost_units(field, y0, device)
+    torch.manual_seed(0)
+    wide = ScalarODE(WIDE[0]).to(device, torch.float64)
+    wide_units = cost_units(wide, torch.ones(WIDE[1], 1, dtype=torch.float64, device=device), device, blocks=5,
+                            calls=20)
     roundoff = {(lam, steps): reconstruction_error(field, y0, steps, lam, device)
                 for lam in COUPLINGS for steps in STEPS}
     cuda = device.type == "cuda"
@@ -239,7 +263,8 @@ def run_section(device: torch.device, repeats: int) -> str:
         f"- reversible / direct backprop (same loop) time ratio: {ratios}.",
         f"- graph memory from {STEPS[0]} to {STEPS[-1]} steps: reversible ×{rev_growth:.2f}, "
         f"direct ×{direct_growth:.1f}.",
-        cost_model_line(units, table),
+        cost_model_line(units),
+        wide_field_line(wide_units),
         "- Round-off of the reconstruction (it divides by lambda each step): relative difference between the "
         "reversible gradient and backprop through the same reversible solve, "
         + "; ".join(f"lambda {lam}: " + ", ".join(f"{roundoff[(lam, s)]:.1e}" for s in STEPS) for lam in COUPLINGS)

@@ -173,6 +173,7 @@ def test_bench_section_reports_constant_reversible_memory(monkeypatch):
 
     monkeypatch.setattr(bench, "STEPS", (10, 20))
     monkeypatch.setattr(bench, "CHECKPOINTS", (2,))
+    monkeypatch.setattr(bench, "WIDE", (16, 8))
     text = bench.run_section(torch.device("cpu"), repeats=1)
     rows = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| 20 |")}
     assert set(rows) == {"reversible", "direct_rk", "direct (torchdiffeq)", "checkpoint, 2 checkpoints"}
