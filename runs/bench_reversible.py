@@ -223,7 +223,7 @@ def run_section(device: torch.device, repeats: int) -> str:
     units = cost_units(field, y0, device)
     torch.manual_seed(0)
     wide = ScalarODE(WIDE[0]).to(device, torch.float64)
-    wide_units = cost_units(wide, torch.ones(WIDE[1], 1, dtype=torch.float64, device=device), device, blocks=5,
+    wide_units = cost_units(wide, torch.ones(WIDE[1], 1, dtype=torch.float64, device=device), device, blocks=7,
                             calls=20)
     roundoff = {(lam, steps): reconstruction_error(field, y0, steps, lam, device)
                 for lam in COUPLINGS for steps in STEPS}
