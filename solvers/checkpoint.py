@@ -72,6 +72,13 @@ def first_descent(n: int, free: int) -> list[int]:
     return stored
 
 
+def backward_recomputations(n: int, free: int) -> int:
+    """Steps the backward pass advances without a graph (fixed steps): the schedule's recomputations less its first
+    descent, which the forward pass stores as it goes."""
+    stored = first_descent(n, free)
+    return recomputations(n, free) - (stored[-1] if stored else 0)
+
+
 class _CheckpointedSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, stepper: PlainStepper, schedule: Schedule, free: int | None, y0: torch.Tensor,
@@ -99,22 +106,16 @@ class _CheckpointedSolve(torch.autograd.Function):
         y0, params = saved[0], tuple(saved[1 : 1 + ctx.n_params])
         stored = dict(zip(ctx.kept_index, saved[1 + ctx.n_params :]))
         weights = grid.output_weights()
-        grads: list = [None] * len(params)
+        grads = [torch.zeros_like(p) for p in params]
         times = grid.times
 
         def grad_step(k: int, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
             g_out = output_gradient(weights, k + 1, grad_ys)
             if g_out is not None:
                 adj = adj + g_out
-            with torch.enable_grad():
-                x_ = x.detach().requires_grad_(True)
-                y1 = stepper.step(times[k], times[k + 1], x_)
+            adj = stepper.grad_step(times[k], times[k + 1], x, adj, params, grads)
             report_step(stepper.field, True)
-            g = torch.autograd.grad(y1, (x_, *params), grad_outputs=adj, allow_unused=True)
-            for i, gi in enumerate(g[1:]):
-                if gi is not None:
-                    grads[i] = gi if grads[i] is None else grads[i] + gi
-            return g[0]
+            return adj
 
         def reverse(a: int, b: int, x_a: torch.Tensor, free: int, adj: torch.Tensor) -> torch.Tensor:
             if b - a == 1:
@@ -133,8 +134,7 @@ class _CheckpointedSolve(torch.autograd.Function):
         g_out = output_gradient(weights, 0, grad_ys)
         if g_out is not None:
             adj = adj + g_out
-        grad_params = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
-        return (None, None, None, adj, *grad_params)
+        return (None, None, None, adj, *grads)
 
 
 class RecursiveCheckpoint(GradientMethod):

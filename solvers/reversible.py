@@ -51,10 +51,12 @@ from solvers.rk import (
     OutputCollector,
     Schedule,
     SDETerm,
+    accumulate,
     brownian_increment,
     output_gradient,
     report_step,
     rk_increment,
+    vjp,
 )
 from solvers.tableaus import Tableau, get_tableau
 
@@ -62,66 +64,75 @@ BACKWARDS = ("reconstruct", "autograd")
 
 
 class ReversibleStepper:
-    """The reversible pair's forward and backward steps for one solve (term, tableau, lambda, Brownian object)."""
+    """The reversible pair's forward and backward steps for one solve (term, tableau, lambda, Brownian object).
+
+    Written for a small per-step cost, since on small fields the operations around the field evaluations cost about as
+    much as the evaluations themselves: each base step adds its stages straight into the quantity the step needs
+    (y_{n+1}, z_{n+1}, z_n) with `rk_increment(base=..., scale=...)`; the time t_{n+1} shared by two consecutive
+    steps is one tensor; the local VJPs call autograd's engine directly (`solvers.rk.vjp`); parameter gradients
+    accumulate with one fused call per VJP."""
 
     def __init__(self, term, tableau: Tableau, coupling: float, bm: Any = None, field: Any = None) -> None:
         self.term, self.tableau, self.lam, self.bm = term, tableau, coupling, bm
         self.field = field  # receives step callbacks (the NFE counter's wrapper)
+        self._last_time: tuple[float, torch.dtype, torch.Tensor] | None = None
 
     def _time(self, t: float, like: torch.Tensor) -> torch.Tensor:
-        return torch.full((), t, dtype=like.dtype, device=like.device)  # a fill, not a host-to-device copy
+        """t as a 0-d tensor like the state; the previous one is reused, since consecutive steps (forward and
+        backward) share their common time (a fill, not a host-to-device copy)."""
+        last = self._last_time
+        if last is not None and last[0] == t and last[1] == like.dtype and last[2].device == like.device:
+            return last[2]
+        tensor = torch.full((), t, dtype=like.dtype, device=like.device)
+        self._last_time = (t, like.dtype, tensor)
+        return tensor
 
     def _dw(self, t0: float, t1: float) -> torch.Tensor | None:
         return brownian_increment(self.bm, t0, t1)
 
     def step(self, t0: float, t1: float, y: torch.Tensor, z: torch.Tensor, error: bool = False):
         """(y_{n+1}, z_{n+1}) from (y_n, z_n); with `error`, also the backward base step's error estimate."""
-        h, dw = t1 - t0, self._dw(t0, t1)
-        p = rk_increment(self.term, self.tableau, self._time(t0, z), h, z, dw)
-        y1 = y + p if self.lam == 1 else torch.add(self.lam * y, z, alpha=1 - self.lam) + p
+        h, dw, lam = t1 - t0, self._dw(t0, t1), self.lam
+        # y_{n+1} = lam y_n + (1 - lam) z_n + Psi_h(t_n, z_n)
+        base = y if lam == 1 else torch.add(y * lam, z, alpha=1 - lam)
+        y1 = rk_increment(self.term, self.tableau, self._time(t0, z), h, z, dw, base=base)
+        # z_{n+1} = z_n - Psi_-h(t_{n+1}, y_{n+1})
         back = rk_increment(self.term, self.tableau, self._time(t1, y1), -h, y1, None if dw is None else -dw,
-                            error=error)
-        q, err = back if error else (back, None)
-        return y1, z - q, err
+                            error=error, base=z, scale=-1.0)
+        z1, err = back if error else (back, None)
+        return y1, z1, err
 
     def inverse_step(self, t0: float, t1: float, y1: torch.Tensor, z1: torch.Tensor, a_y: torch.Tensor,
-                     a_z: torch.Tensor | None, params: tuple[torch.Tensor, ...], grads: list):
+                     a_z: torch.Tensor | None, params: tuple[torch.Tensor, ...], grads: list[torch.Tensor]):
         """Reconstruct (y_n, z_n) from (y_{n+1}, z_{n+1}) and carry the adjoints (a_y, a_z) of the later pair back to
-        the earlier one, adding the parameter gradient into `grads`. a_z None means a zero adjoint."""
-        h, dw = t1 - t0, self._dw(t0, t1)
-        lam = self.lam
+        the earlier one, adding the parameter gradient into `grads` (one tensor per parameter, updated in place).
+        a_z None means a zero adjoint."""
+        h, dw, lam = t1 - t0, self._dw(t0, t1), self.lam
         with torch.set_grad_enabled(a_z is not None):  # a zero a_z needs no VJP through Psi_-h
             y1_ = y1.detach().requires_grad_(a_z is not None)
-            q = rk_increment(self.term, self.tableau, self._time(t1, y1), -h, y1_, None if dw is None else -dw)
-        z0 = torch.add(z1, q.detach())
+            # z_n = z_{n+1} + Psi_-h(t_{n+1}, y_{n+1}); its graph from y_{n+1} is that of Psi_-h (z_{n+1} is constant)
+            z0_graph = rk_increment(self.term, self.tableau, self._time(t1, y1), -h, y1_,
+                                    None if dw is None else -dw, base=z1)
+        if a_z is not None:
+            # z_{n+1} = z_n - Psi_-h(y_{n+1}): a_y -= J^T a_z, theta likewise (no negated copy of a_z needed)
+            g = vjp(z0_graph, (y1_, *params), a_z)
+            if g[0] is not None:
+                a_y = a_y - g[0]
+            accumulate(grads, g[1:], subtract=True)
+        z0 = z0_graph.detach()
         with torch.enable_grad():
             z0_ = z0.detach().requires_grad_(True)
             p = rk_increment(self.term, self.tableau, self._time(t0, z0), h, z0_, dw)
-        # y_n = (1/lam) y_{n+1} + (1 - 1/lam) z_n - (1/lam) Psi_h(t_n, z_n), as the authors invert it
-        y0 = (1 / lam) * y1 + (1 - 1 / lam) * z0 - (1 / lam) * p.detach() if lam != 1 else y1 - p.detach()
-        if a_z is not None:
-            # z_{n+1} = z_n - Psi_-h(y_{n+1}): pull a_z back through -Psi_-h onto y_{n+1} and the parameters.
-            g = torch.autograd.grad(q, (y1_, *params), grad_outputs=-a_z, allow_unused=True)
-            if g[0] is not None:
-                a_y = a_y + g[0]
-            _accumulate(grads, g[1:])
+        # y_n = (1/lam) y_{n+1} + (1 - 1/lam) z_n - (1/lam) Psi_h(t_n, z_n), as the authors invert it (no graph here)
+        y0 = torch.sub(y1, p) if lam == 1 else torch.add(torch.add(y1 * (1 / lam), z0, alpha=1 - 1 / lam), p,
+                                                         alpha=-1 / lam)
         # y_{n+1} = lam y_n + (1 - lam) z_n + Psi_h(z_n)
-        g = torch.autograd.grad(p, (z0_, *params), grad_outputs=a_y, allow_unused=True)
-        _accumulate(grads, g[1:])
+        g = vjp(p, (z0_, *params), a_y)
+        accumulate(grads, g[1:])
         a_z_new = a_y * (1 - lam) if a_z is None else torch.add(a_z, a_y, alpha=1 - lam)
         if g[0] is not None:
-            a_z_new = a_z_new + g[0]
+            a_z_new = a_z_new.add_(g[0])
         return y0, z0, a_y * lam if lam != 1 else a_y, a_z_new
-
-
-def _accumulate(grads: list, new: tuple) -> None:
-    """grads[i] += new[i], in place after the first (grads[i] is None until then)."""
-    for i, g in enumerate(new):
-        if g is not None:
-            if grads[i] is None:
-                grads[i] = g.clone()
-            else:
-                grads[i].add_(g)
 
 
 def run_forward(stepper: ReversibleStepper, schedule: Schedule, y0: torch.Tensor):
@@ -170,7 +181,7 @@ class _ReversibleSolve(torch.autograd.Function):
         y, z, *params = ctx.saved_tensors
         params = tuple(params)
         weights = grid.output_weights()
-        grads: list = [None] * len(params)
+        grads = [torch.zeros_like(p) for p in params]
         a_y = torch.zeros_like(y)
         a_z = None
         for n in range(grid.steps - 1, -1, -1):
@@ -183,8 +194,7 @@ class _ReversibleSolve(torch.autograd.Function):
         if g is not None:
             a_y = a_y + g
         grad_y0 = a_y + a_z if a_z is not None else a_y
-        grad_params = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
-        return (None, None, grad_y0, *grad_params)
+        return (None, None, grad_y0, *grads)
 
 
 def trainable(module) -> tuple[torch.Tensor, ...]:

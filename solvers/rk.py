@@ -6,7 +6,12 @@ keep for the backward pass, so the forward arithmetic is written once, here.
 - A *term* turns (t, y, dt, dW) into the increment of one stage: `dt * f(t, y)` for an ODE (CDEs too: their field
   already multiplies by dX/dt), `f(t, y) dt + g(t, y) dW` for a Stratonovich SDE. Writing a stage as an increment
   lets one base step serve ODEs and SDEs, forwards (dt > 0) and backwards (dt < 0, dW -> -dW).
-- `rk_increment` is the base step Psi_h(t, y) = sum_i b_i K_i of a tableau (and, when asked, its error estimate).
+- `rk_increment` is the base step Psi_h(t, y) = sum_i b_i K_i of a tableau, added with a scale onto a base tensor
+  (y + Psi, z - Psi, ...) in the same weighted sum (and, when asked, its error estimate).
+- Per-step cost matters: on small fields every tensor operation costs about as much as the arithmetic, so the loop
+  fuses weights into `torch.add(alpha=)`, skips zero tableau entries, and the memory-bounded methods take their local
+  VJPs with `vjp` (autograd's engine without `torch.autograd.grad`'s argument handling) and sum parameter gradients
+  with `accumulate` (one fused call).
 - Step grids: fixed steps cut each interval between output times into equal steps no longer than `step_size`
   (so every output time is a grid point and outputs need no interpolation); adaptive steps are chosen by
   `StepController` (integral controller, RMS error norm as in torchdiffeq) and are clipped to land on output times,
@@ -53,37 +58,71 @@ class SDETerm:
         return f * dt + noise
 
 
-def _combine(weights: Sequence[float], ks: Sequence[torch.Tensor], base: torch.Tensor | None = None):
-    """base + sum_i w_i k_i, skipping zero weights (None when nothing is added and base is None)."""
+def _weighted_sum(base: torch.Tensor | None, pairs: Sequence[tuple[int, float]], ks: Sequence[torch.Tensor],
+                  scale: float) -> torch.Tensor | None:
+    """base + sum_j (w_j * scale) ks[j] over the nonzero (j, w_j) in `pairs` (None when nothing is added and base is
+    None). Each term is one torch.add with the weight as its `alpha`, so no separate multiplication is needed."""
     out = base
-    for w, k in zip(weights, ks):
-        if w == 0:
-            continue
+    for j, w in pairs:
+        w = w * scale
         if out is None:
-            out = k if w == 1 else k * w
+            out = ks[j] if w == 1 else ks[j] * w
         else:
-            out = torch.add(out, k, alpha=w)
+            out = torch.add(out, ks[j], alpha=w)
     return out
 
 
 def rk_increment(term: Term, tableau: Tableau, t: torch.Tensor, dt: float, y: torch.Tensor,
-                 dw: torch.Tensor | None = None, error: bool = False):
-    """Psi_dt(t, y) = sum_i b_i K_i (the step is y + Psi). With `error`, also the local error estimate
-    sum_i (b_i - b_embedded_i) K_i (every stage is evaluated); without it, trailing zero-weight stages are skipped.
-    Returns the increment, or (increment, error estimate). For an ODE the stages are the field's values and dt
-    goes into the weights (one tensor operation fewer per stage than K_i = dt * f)."""
+                 dw: torch.Tensor | None = None, error: bool = False, base: torch.Tensor | None = None,
+                 scale: float = 1.0):
+    """base + scale * Psi_dt(t, y), where Psi = sum_i b_i K_i is one base step's increment (base=y: the step y + Psi;
+    base None: Psi itself). Folding base and scale into the weighted sum of the stages saves the separate "form Psi,
+    then add it" operations: on small fields every tensor operation (and autograd node) costs about as much as the
+    arithmetic. With `error`, also the local error estimate sum_i (b_i - b_embedded_i) K_i (every stage is evaluated;
+    neither base nor scale applies to it); without it, trailing zero-weight stages are skipped. Returns the result, or
+    (result, error estimate). For an ODE the stages are the field's values and dt goes into the weights."""
     stages = tableau.stages if error else tableau.advance_stages
     ode = isinstance(term, ODETerm)
-    scale = dt if ode else 1.0
+    w = dt if ode else 1.0
+    field, rows, c = term.field if ode else None, tableau.nonzero, tableau.c
     ks: list[torch.Tensor] = []
     for i in range(stages):
-        yi = _combine([a * scale for a in tableau.a[i]], ks, y) if i else y
-        ti = t + tableau.c[i] * dt if tableau.c[i] else t
-        ks.append(term.field(ti, yi) if ode else term(ti, yi, dt, dw))
-    increment = _combine([b * scale for b in tableau.b], ks)
+        yi = _weighted_sum(y, rows[i], ks, w) if i else y
+        ti = t + c[i] * dt if c[i] else t
+        ks.append(field(ti, yi) if ode else term(ti, yi, dt, dw))
+    out = _weighted_sum(base, tableau.nonzero_b, ks, w * scale)
     if not error:
-        return increment
-    return increment, _combine([e * scale for e in tableau.error_weights], ks)
+        return out
+    return out, _weighted_sum(None, tableau.nonzero_error, ks, w)
+
+
+try:  # what torch.autograd.grad calls once it has checked its arguments
+    from torch.autograd.graph import _engine_run_backward
+except ImportError:  # pragma: no cover - another torch version
+    _engine_run_backward = None
+
+
+def vjp(output: torch.Tensor, inputs: tuple[torch.Tensor, ...], cotangent: torch.Tensor):
+    """The vector-Jacobian products cotangent^T d output / d input for each of `inputs` (None for an input the output
+    does not reach), as torch.autograd.grad(..., allow_unused=True) computes them, but calling autograd's engine
+    directly: grad's Python-side argument handling costs about 8 us a call, a tenth of one local VJP through a
+    midpoint step of a small MLP field. The memory-bounded methods take one or two such VJPs per step."""
+    if _engine_run_backward is None:  # pragma: no cover
+        return torch.autograd.grad(output, inputs, grad_outputs=cotangent, allow_unused=True)
+    return _engine_run_backward((output,), (cotangent,), False, False, inputs, True, False)
+
+
+def accumulate(total: list[torch.Tensor], new: Sequence[torch.Tensor | None], subtract: bool = False) -> None:
+    """total[i] += new[i] (-= with `subtract`) in place, skipping None; one fused call when nothing is None."""
+    if total and not any(g is None for g in new):
+        (torch._foreach_sub_ if subtract else torch._foreach_add_)(total, new)
+        return
+    for acc, g in zip(total, new):
+        if g is not None:
+            if subtract:
+                acc.sub_(g)
+            else:
+                acc.add_(g)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -327,10 +366,19 @@ class PlainStepper:
 
     def step(self, t0: float, t1: float, y: torch.Tensor, error: bool = False):
         t = torch.full((), t0, dtype=y.dtype, device=y.device)
-        out = rk_increment(self.term, self.tableau, t, t1 - t0, y, brownian_increment(self.bm, t0, t1), error)
-        if error:
-            return y + out[0], out[1]
-        return y + out
+        return rk_increment(self.term, self.tableau, t, t1 - t0, y, brownian_increment(self.bm, t0, t1), error, base=y)
+
+    def grad_step(self, t0: float, t1: float, y: torch.Tensor, adj: torch.Tensor, params: tuple[torch.Tensor, ...],
+                  grads: list[torch.Tensor]) -> torch.Tensor | None:
+        """The adjoint of y_n from adj, that of y_{n+1}: re-take the step from y_n with a graph and pull adj back
+        through it (one local VJP), adding the parameter gradient into `grads` in place (checkpointing's backward
+        step; the bench times it as one cost unit)."""
+        with torch.enable_grad():
+            y_ = y.detach().requires_grad_(True)
+            y1 = self.step(t0, t1, y_)
+        g = vjp(y1, (y_, *params), adj)
+        accumulate(grads, g[1:])
+        return g[0]
 
     def advance(self, times: list[float], start: int, stop: int, y: torch.Tensor) -> torch.Tensor:
         for n in range(start, stop):

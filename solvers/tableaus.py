@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction as F
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,20 @@ class Tableau:
         if self.b_embedded is None:
             raise ValueError(f"tableau {self.name} has no embedded weights, so no error estimate")
         return tuple(b - e for b, e in zip(self.b, self.b_embedded))
+
+    @cached_property
+    def nonzero(self) -> tuple[tuple[tuple[int, float], ...], ...]:
+        """Row i: the (j, a_ij) with a_ij != 0, so a step's inner loop touches only the stages it combines (computed
+        once per tableau; the stepping loop runs per step and per stage)."""
+        return tuple(tuple((j, a) for j, a in enumerate(row) if a != 0) for row in self.a)
+
+    @cached_property
+    def nonzero_b(self) -> tuple[tuple[int, float], ...]:
+        return tuple((j, b) for j, b in enumerate(self.b) if b != 0)
+
+    @cached_property
+    def nonzero_error(self) -> tuple[tuple[int, float], ...]:
+        return tuple((j, e) for j, e in enumerate(self.error_weights) if e != 0)
 
 
 def _f(values) -> tuple[float, ...]:

@@ -10,7 +10,7 @@ from torch import nn
 
 from runs.memory import saved_tensor_meter
 from solvers.base import SolverSpec
-from solvers.checkpoint import RecursiveCheckpoint, first_descent, recomputations, split
+from solvers.checkpoint import RecursiveCheckpoint, backward_recomputations, first_descent, recomputations, split
 from solvers.direct_rk import DirectRK
 
 
@@ -78,6 +78,7 @@ def test_recomputation_follows_the_schedule(checkpoints):
     free = checkpoints - 1
     stored = first_descent(100, free)
     expected_steps = 100 + recomputations(100, free) - (stored[-1] if stored else 0)
+    assert expected_steps == 100 + backward_recomputations(100, free)
     assert (counts.fwd, counts.fwd_steps) == (400, 100)
     assert (counts.bwd_steps, counts.bwd) == (expected_steps, 4 * expected_steps)
 

@@ -173,9 +173,14 @@ def test_bench_section_reports_constant_reversible_memory(monkeypatch):
 
     monkeypatch.setattr(bench, "STEPS", (10, 20))
     monkeypatch.setattr(bench, "CHECKPOINTS", (2,))
+    monkeypatch.setattr(bench, "WIDE", (16, 8))
     text = bench.run_section(torch.device("cpu"), repeats=1)
     rows = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| 20 |")}
     assert set(rows) == {"reversible", "direct_rk", "direct (torchdiffeq)", "checkpoint, 2 checkpoints"}
     growth = {name: float(line.split("|")[7]) for name, line in rows.items()}
     assert growth["reversible"] == 1.0 and 1.9 < growth["direct_rk"] < 2.1
     assert "graph memory from 10 to 20 steps: reversible ×1.00" in text
+    # the cost model's column: seconds for the memory-bounded methods (built from timed step pieces), none for direct
+    model = {name: line.split("|")[8].strip() for name, line in rows.items()}
+    assert float(model["reversible"]) > 0 and float(model["checkpoint, 2 checkpoints"]) > 0
+    assert model["direct_rk"] == "–" and "r* = (F + Rb - B - GV) / B = " in text
