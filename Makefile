@@ -8,7 +8,7 @@ LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER),)
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install demo test lint bench clean-runs
+.PHONY: install demo test lint bench clean-runs gpu-wheels gpu-check
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,16 @@ lint: install
 
 bench: install
 	$(PY) -m runs.bench
+
+# GPU checks (runs/gpu_check.sh): on a GPU machine that lacks the project's packages, `make gpu-wheels` here first
+# fetches them as wheels into .whl/ (ignored by git; carry it there); `make gpu-check` runs the checks with the venv.
+GPU_EXTRA_WHEELS := scikit-learn==1.7.2 joblib==1.5.2 threadpoolctl==3.6.0 pytest==8.4.2 pluggy==1.6.0 \
+	iniconfig==2.1.0 tabulate==0.9.0
+gpu-wheels:
+	../shared/tools/gpu-wheels .whl $(GPU_EXTRA_WHEELS)
+
+gpu-check: install
+	PY=$(PY) bash runs/gpu_check.sh
 
 clean-runs:
 	rm -rf runs/single runs/sweep runs/demo

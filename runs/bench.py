@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a small shared machine, fewer threads, steadier timings)")
+    parser.add_argument("--steps", type=lambda text: [int(n) for n in text.split(",")],
+                        help="reversible section: step counts, comma-separated (default 100,1000,10000)")
+    parser.add_argument("--problem", action="append", type=int, choices=(1, 2, 3),
+                        help="methods section: only the N-th problem (1 = small CNF, 2 = nested spheres, 3 = sines)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()

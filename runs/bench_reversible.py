@@ -158,12 +158,12 @@ def break_even(units: dict[str, float]) -> float:
     return (units["F"] + units["Rb"] - units["B"] - units["GV"]) / units["B"]
 
 
-def predicted_wins(threshold: float) -> str:
-    return "; ".join(f"{c} at " + (", ".join(str(n) for n in STEPS if backward_recomputations(n, c - 1) / n > threshold)
+def predicted_wins(threshold: float, steps: tuple[int, ...] = STEPS) -> str:
+    return "; ".join(f"{c} at " + (", ".join(str(n) for n in steps if backward_recomputations(n, c - 1) / n > threshold)
                                    or "no") for c in CHECKPOINTS)
 
 
-def cost_model_line(units: dict[str, float]) -> str:
+def cost_model_line(units: dict[str, float], steps: tuple[int, ...] = STEPS) -> str:
     """The cost model in words and numbers: when reversible must beat checkpointing, and whether it does."""
     us = {name: 1e6 * value for name, value in units.items()}
     b = us["B"]
@@ -178,16 +178,16 @@ def cost_model_line(units: dict[str, float]) -> str:
         "with c checkpoints (R = the steps its backward pass recomputes: the binomial schedule's recomputations less "
         "its first descent, which the forward pass stores), so reversible is the faster exactly when "
         f"R(n, c) / n > r* = (F + Rb - B - GV) / B = {threshold:.2f}. R(n, c) / n: "
-        + "; ".join(f"{c} checkpoints " + ", ".join(f"{backward_recomputations(n, c - 1) / n:.2f}" for n in STEPS)
+        + "; ".join(f"{c} checkpoints " + ", ".join(f"{backward_recomputations(n, c - 1) / n:.2f}" for n in steps)
                     for c in CHECKPOINTS)
-        + f" (at {', '.join(map(str, STEPS))} steps): the model has reversible faster than checkpointing with "
-        + predicted_wins(threshold) + " steps. Since F ≈ 2 B and Rb ≈ 2 GV, r* ≈ 1 + GV / B: reversible pays one more "
+        + f" (at {', '.join(map(str, steps))} steps): the model has reversible faster than checkpointing with "
+        + predicted_wins(threshold, steps) + " steps. Since F ≈ 2 B and Rb ≈ 2 GV, r* ≈ 1 + GV / B: reversible pays one more "
         "base step forward and one more graph-and-VJP step backward than checkpointing does, which pays instead "
         "its recomputations."
     )
 
 
-def wide_field_line(units: dict[str, float]) -> str:
+def wide_field_line(units: dict[str, float], steps: tuple[int, ...] = STEPS) -> str:
     """The same model for a wide field, where arithmetic rather than per-operation overhead sets the units."""
     width, batch = WIDE
     us = {name: 1e6 * value for name, value in units.items()}
@@ -196,19 +196,20 @@ def wide_field_line(units: dict[str, float]) -> str:
         f"- The same pieces for a field of the same shape large enough that arithmetic decides (1-{width}-1 tanh, "
         f"batch {batch}; pieces timed only, no full gradients): B = {us['B']:.0f} µs, GV = {us['GV'] / us['B']:.2f} B, "
         f"F = {us['F'] / us['B']:.2f} B, Rb = {us['Rb'] / us['B']:.2f} B, r* = {threshold:.2f}; by the model, "
-        f"reversible would be faster than checkpointing with {predicted_wins(threshold)} steps. Since r* ≈ 1 + GV / B and GV "
+        f"reversible would be faster than checkpointing with {predicted_wins(threshold, steps)} steps. Since r* ≈ 1 + GV / B and GV "
         "contains a base step's own arithmetic, r* > 2 for any implementation (near 3 when a VJP costs about a "
         "forward step), so schedules that recompute fewer steps per step (many checkpoints, few steps) stay faster."
     )
 
 
-def run_section(device: torch.device, repeats: int) -> str:
+def run_section(device: torch.device, repeats: int, steps_grid: tuple[int, ...] = STEPS) -> str:
+    """The table for step counts `steps_grid` (default 100, 1000, 10000; a shorter grid for a short GPU session)."""
     torch.manual_seed(0)
     field = ScalarODE().to(device, torch.float64)
     y0 = torch.ones(1, 1, dtype=torch.float64, device=device)
     table: dict[tuple[int, str], dict] = {}
     names = list(methods())
-    for steps in STEPS:
+    for steps in steps_grid:
         ts = torch.tensor([0.0, steps * DT], dtype=torch.float64, device=device)
         cells = methods()
         times: dict[str, list[float]] = {name: [] for name in names}
@@ -226,7 +227,7 @@ def run_section(device: torch.device, repeats: int) -> str:
     wide_units = cost_units(wide, torch.ones(WIDE[1], 1, dtype=torch.float64, device=device), device, blocks=7,
                             calls=20)
     roundoff = {(lam, steps): reconstruction_error(field, y0, steps, lam, device)
-                for lam in COUPLINGS for steps in STEPS}
+                for lam in COUPLINGS for steps in steps_grid}
     cuda = device.type == "cuda"
     lines = [
         f"## Reversible vs direct vs checkpointing: one gradient against the number of steps ({device}, "
@@ -237,11 +238,11 @@ def run_section(device: torch.device, repeats: int) -> str:
         "steps | cost model s |" + (" peak CUDA MiB |" if cuda else ""),
         "|--:|:--|--:|--:|--:|--:|--:|--:|" + ("--:|" if cuda else ""),
     ]
-    for steps in STEPS:
+    for steps in steps_grid:
         rev = table[(steps, "reversible")]["seconds"]
         for name in names:
             cell = table[(steps, name)]
-            growth = cell["graph_kib"] / table[(STEPS[0], name)]["graph_kib"]
+            growth = cell["graph_kib"] / table[(steps_grid[0], name)]["graph_kib"]
             model = model_seconds(units, name, steps)
             row = (f"| {steps} | {name} | {cell['seconds']:.4f} | {cell['seconds'] / rev:.2f} | {cell['nfe']} | "
                    f"{cell['graph_kib']:.2f} | {growth:.2f} | {'–' if model is None else f'{model:.4f}'} |")
@@ -251,24 +252,24 @@ def run_section(device: torch.device, repeats: int) -> str:
     verdicts = []
     for c in CHECKPOINTS:
         name = f"checkpoint, {c} checkpoints"
-        wins = [s for s in STEPS if table[(s, "reversible")]["seconds"] < table[(s, name)]["seconds"]]
-        verdicts.append(f"{c} checkpoints: at {', '.join(map(str, wins)) or 'no'} step count(s) of {len(STEPS)}")
+        wins = [s for s in steps_grid if table[(s, "reversible")]["seconds"] < table[(s, name)]["seconds"]]
+        verdicts.append(f"{c} checkpoints: at {', '.join(map(str, wins)) or 'no'} step count(s) of {len(steps_grid)}")
     ratios = ", ".join(f"{s} steps {table[(s, 'reversible')]['seconds'] / table[(s, 'direct_rk')]['seconds']:.2f}"
-                       for s in STEPS)
-    rev_growth = table[(STEPS[-1], "reversible")]["graph_kib"] / table[(STEPS[0], "reversible")]["graph_kib"]
-    direct_growth = table[(STEPS[-1], "direct_rk")]["graph_kib"] / table[(STEPS[0], "direct_rk")]["graph_kib"]
+                       for s in steps_grid)
+    rev_growth = table[(steps_grid[-1], "reversible")]["graph_kib"] / table[(steps_grid[0], "reversible")]["graph_kib"]
+    direct_growth = table[(steps_grid[-1], "direct_rk")]["graph_kib"] / table[(steps_grid[0], "direct_rk")]["graph_kib"]
     lines += [
         "",
         f"- reversible faster than checkpointing with {'; '.join(verdicts)}.",
         f"- reversible / direct backprop (same loop) time ratio: {ratios}.",
-        f"- graph memory from {STEPS[0]} to {STEPS[-1]} steps: reversible ×{rev_growth:.2f}, "
+        f"- graph memory from {steps_grid[0]} to {steps_grid[-1]} steps: reversible ×{rev_growth:.2f}, "
         f"direct ×{direct_growth:.1f}.",
-        cost_model_line(units),
-        wide_field_line(wide_units),
+        cost_model_line(units, steps_grid),
+        wide_field_line(wide_units, steps_grid),
         "- Round-off of the reconstruction (it divides by lambda each step): relative difference between the "
         "reversible gradient and backprop through the same reversible solve, "
-        + "; ".join(f"lambda {lam}: " + ", ".join(f"{roundoff[(lam, s)]:.1e}" for s in STEPS) for lam in COUPLINGS)
-        + f" (at {', '.join(map(str, STEPS))} steps).",
+        + "; ".join(f"lambda {lam}: " + ", ".join(f"{roundoff[(lam, s)]:.1e}" for s in steps_grid) for lam in COUPLINGS)
+        + f" (at {', '.join(map(str, steps_grid))} steps).",
         "- graph KiB counts the tensors saved for backward (reversible: the final pair; checkpointing: its "
         "checkpoints; direct: every stage of every step); the backward passes of reversible and checkpointing also "
         "hold one step's graph at a time, transiently.",
@@ -278,4 +279,4 @@ def run_section(device: torch.device, repeats: int) -> str:
 
 
 def run(args) -> str:
-    return run_section(args.device, args.repeats)
+    return run_section(args.device, args.repeats, tuple(getattr(args, "steps", None) or STEPS))

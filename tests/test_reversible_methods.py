@@ -171,10 +171,9 @@ def test_bench_section_reports_constant_reversible_memory(monkeypatch):
     the steps while direct backprop's doubles (timings are the bench's business, not asserted here)."""
     import runs.bench_reversible as bench
 
-    monkeypatch.setattr(bench, "STEPS", (10, 20))
     monkeypatch.setattr(bench, "CHECKPOINTS", (2,))
     monkeypatch.setattr(bench, "WIDE", (16, 8))
-    text = bench.run_section(torch.device("cpu"), repeats=1)
+    text = bench.run_section(torch.device("cpu"), repeats=1, steps_grid=(10, 20))  # `runs.bench --steps 10,20`
     rows = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| 20 |")}
     assert set(rows) == {"reversible", "direct_rk", "direct (torchdiffeq)", "checkpoint, 2 checkpoints"}
     growth = {name: float(line.split("|")[7]) for name, line in rows.items()}
