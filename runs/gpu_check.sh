@@ -12,7 +12,7 @@
 #                librosa fail alone, with the reason, when those packages are absent)
 # 5 overhead     `runs.bench --section overhead` on CUDA (harness vs bare torchdiffeq loop)
 # The parts' time limits add up to under 10 minutes (one device command); a part cut by its limit is checkpointed
-# (SIGTERM) and resumes when the script runs again with the same WORK.
+# (SIGTERM; killed 15 s later if still running) and resumes when the script runs again with the same WORK.
 # Runs and logs go to $WORK (default /tmp/gpu_check); $OUT gets three files (the device tool returns few): summary.txt
 # (one line per part: exit code and seconds), tables.md (demo table, bench tables, smoke sweep status) and logs.tgz
 # (every log, result.json and bench table). About 8 minutes on one H200 (estimate); each part is bounded by `timeout`.
@@ -35,7 +35,7 @@ part() {  # part NAME SECONDS COMMAND...: run with a time limit, log, one summar
   local name=$1 limit=$2 start
   shift 2
   start=$(date +%s)
-  timeout "$limit" "$@" >"$WORK/$name.log" 2>&1
+  timeout -k 15 "$limit" "$@" >"$WORK/$name.log" 2>&1
   echo "$name: exit $? in $(($(date +%s) - start)) s" | tee -a "$WORK/summary.txt"
 }
 
