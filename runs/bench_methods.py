@@ -192,8 +192,8 @@ def run(args) -> str:
     missing = authors_available()
     if missing:
         parts += [f"Authors' GQ row skipped: {missing}.", ""]
-    chosen = getattr(args, "problem", None) or range(1, len(PROBLEMS) + 1)
-    for title, overrides in [list(PROBLEMS.items())[k - 1] for k in chosen]:
+    problems = list(PROBLEMS.items())
+    for title, overrides in [problems[k - 1] for k in getattr(args, "problem", None) or range(1, len(problems) + 1)]:
         parts.append(render(title, run_problem(overrides, device, args.repeats, iterations)))
     parts += ["- × adjoint: ms/iteration divided by the continuous adjoint's (default norm) on the same problem, "
               "same process, same device.",

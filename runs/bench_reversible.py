@@ -158,12 +158,12 @@ def break_even(units: dict[str, float]) -> float:
     return (units["F"] + units["Rb"] - units["B"] - units["GV"]) / units["B"]
 
 
-def predicted_wins(threshold: float, steps: tuple[int, ...] = STEPS) -> str:
+def predicted_wins(threshold: float, steps: tuple[int, ...]) -> str:
     return "; ".join(f"{c} at " + (", ".join(str(n) for n in steps if backward_recomputations(n, c - 1) / n > threshold)
                                    or "no") for c in CHECKPOINTS)
 
 
-def cost_model_line(units: dict[str, float], steps: tuple[int, ...] = STEPS) -> str:
+def cost_model_line(units: dict[str, float], steps: tuple[int, ...]) -> str:
     """The cost model in words and numbers: when reversible must beat checkpointing, and whether it does."""
     us = {name: 1e6 * value for name, value in units.items()}
     b = us["B"]
@@ -187,7 +187,7 @@ def cost_model_line(units: dict[str, float], steps: tuple[int, ...] = STEPS) -> 
     )
 
 
-def wide_field_line(units: dict[str, float], steps: tuple[int, ...] = STEPS) -> str:
+def wide_field_line(units: dict[str, float], steps: tuple[int, ...]) -> str:
     """The same model for a wide field, where arithmetic rather than per-operation overhead sets the units."""
     width, batch = WIDE
     us = {name: 1e6 * value for name, value in units.items()}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import CONF, make_config
-from torch import nn
+from test_reversible_methods import Field, _gradient
 
 from runs.build import ConfigError, build_method
 
@@ -18,15 +18,6 @@ CASES += [("adjoint", "seminorm"), ("gq", "seminorm")]
 REL_TOL = 1e-7  # float64 on both devices; reduction order (and so an adaptive step) may differ at round-off
 
 
-class Field(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(3, 32), nn.Tanh(), nn.Linear(32, 3))
-
-    def forward(self, t, y):
-        return self.net(y) * torch.cos(t)
-
-
 def _method(name: str, norm: str):
     """The method on an adaptive solve where it takes one, else on fixed midpoint steps."""
     tight = ["solver=dopri5", "solver.rtol=1e-9", "solver.atol=1e-9"]
@@ -35,14 +26,6 @@ def _method(name: str, norm: str):
     except ConfigError:
         return build_method(make_config("task=cnf_toy", f"method={name}", f"norm={norm}", "solver=midpoint",
                                         "++solver.step_size=0.05"))
-
-
-def _gradient(method, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
-    field.zero_grad()
-    x = y0.clone().requires_grad_(True)
-    ys = method.solve(field, x, ts)
-    ((ys[1:] ** 2).sum() + ys[-1].sin().sum()).backward()
-    return torch.cat([p.grad.flatten() for p in field.parameters()] + [x.grad.flatten()]).cpu()
 
 
 def test_every_method_config_is_covered():
@@ -58,6 +41,6 @@ def test_method_on_cuda_matches_cpu(name, norm):
     y0 = torch.randn(8, 3, dtype=torch.float64)
     ts = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
     cpu = _gradient(_method(name, norm), field, y0, ts)
-    gpu = _gradient(_method(name, norm), field.cuda(), y0.cuda(), ts.cuda())
+    gpu = _gradient(_method(name, norm), field.cuda(), y0.cuda(), ts.cuda()).cpu()
     assert torch.isfinite(gpu).all()
     assert (torch.linalg.vector_norm(gpu - cpu) / torch.linalg.vector_norm(cpu)).item() < REL_TOL
