@@ -43,6 +43,14 @@ METHODS = [("direct", "direct", "default", []), ("adjoint", "adjoint", "default"
            ("checkpoint", "checkpoint", "default", []), ("mali", "mali", "default", []),
            ("reversible", "reversible", "default", []), ("reversible_heun", "reversible_heun", "default", [])]
 AUTHORS = "gq (authors' torch_gq_adjoint)"
+
+
+def check_problems(chosen: list[int]) -> None:
+    """Refuse a --problem number that is not in PROBLEMS, naming the valid ones (before any section runs)."""
+    for k in chosen:
+        if not 1 <= k <= len(PROBLEMS):
+            raise SystemExit(f"--problem {k} is not a problem of the methods section; choose one of "
+                             + ", ".join(f"{i} ({title.split(' (')[0]})" for i, title in enumerate(PROBLEMS, 1)))
 BASELINE = "adjoint"
 
 
@@ -193,7 +201,8 @@ def run(args) -> str:
     if missing:
         parts += [f"Authors' GQ row skipped: {missing}.", ""]
     problems = list(PROBLEMS.items())
-    for title, overrides in [problems[k - 1] for k in getattr(args, "problem", None) or range(1, len(problems) + 1)]:
+    chosen = getattr(args, "problem", None) or range(1, len(problems) + 1)
+    for title, overrides in [problems[k - 1] for k in chosen]:
         parts.append(render(title, run_problem(overrides, device, args.repeats, iterations)))
     parts += ["- × adjoint: ms/iteration divided by the continuous adjoint's (default norm) on the same problem, "
               "same process, same device.",

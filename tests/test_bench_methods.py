@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from runs import bench_methods
@@ -23,3 +24,11 @@ def test_methods_section_measures_every_method(monkeypatch):
     assert by[("direct", "default")].graph_mib > by[("adjoint", "default")].graph_mib
     text = bench_methods.render("tiny", rows)
     assert "| adjoint | default |" in text and "1.00" in text
+
+
+def test_unknown_problem_is_refused_before_any_section_runs(tmp_path):
+    from runs import bench
+
+    with pytest.raises(SystemExit, match=r"--problem 4 is not a problem .* 1 \(small CNF\), 2 \(nested spheres"):
+        bench.main(["--problem", "4", "--out", str(tmp_path)])
+    assert not list(tmp_path.iterdir())  # no section wrote its table
