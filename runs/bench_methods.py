@@ -43,6 +43,7 @@ METHODS = [("direct", "direct", "default", []), ("adjoint", "adjoint", "default"
            ("checkpoint", "checkpoint", "default", []), ("mali", "mali", "default", []),
            ("reversible", "reversible", "default", []), ("reversible_heun", "reversible_heun", "default", [])]
 AUTHORS = "gq (authors' torch_gq_adjoint)"
+BASELINE = "adjoint"
 
 
 def check_problems(chosen: list[int]) -> None:
@@ -51,7 +52,6 @@ def check_problems(chosen: list[int]) -> None:
         if not 1 <= k <= len(PROBLEMS):
             raise SystemExit(f"--problem {k} is not a problem of the methods section; choose one of "
                              + ", ".join(f"{i} ({title.split(' (')[0]})" for i, title in enumerate(PROBLEMS, 1)))
-BASELINE = "adjoint"
 
 
 class _AuthorsField(nn.Module):
