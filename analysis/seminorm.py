@@ -306,8 +306,8 @@ def load_curves(runs_dir: str | Path) -> pd.DataFrame:
                     "atol": result.atol, "norm": result.norm, "seed": result.seed}
         for line in metrics.read_text().splitlines():
             row = json.loads(line)
-            if "loss" in row and "bwd" in row:
-                rows.append({**identity, "step": row["step"], "kind": "train", "bwd_nfe": row["bwd"]})
+            if "loss" in row and "bwd_nfe" in row:
+                rows.append({**identity, "step": row["step"], "kind": "train", "bwd_nfe": row["bwd_nfe"]})
             elif row.get("heldout_bwd_nfe") is not None:
                 rows.append({**identity, "step": row["step"], "kind": "heldout", "bwd_nfe": row["heldout_bwd_nfe"]})
     return pd.DataFrame(rows, columns=["task", "data", "rtol", "atol", "norm", "seed", "step", "kind", "bwd_nfe"])

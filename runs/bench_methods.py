@@ -171,7 +171,7 @@ def run_problem(overrides: list[str], device: torch.device, repeats: int, iterat
                 sync()
                 row.ms.append(1000 * (time.perf_counter() - start))
             counts = method.nfe.take()
-            row.fwd, row.bwd = counts.fwd / iterations, counts.bwd / iterations
+            row.fwd, row.bwd = counts.fwd_nfe / iterations, counts.bwd_nfe / iterations
     return [row for row, _cfg, _method in setups]
 
 

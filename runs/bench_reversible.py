@@ -93,7 +93,7 @@ def measure(method, field, y0, ts, repeats: int, device: torch.device) -> dict[s
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated(device) - base) / MIB
     seconds = statistics.median(timed(lambda: one_gradient(method, field, y0, ts), device) for _ in range(repeats))
-    return {"seconds": seconds, "graph_kib": graph["mib"] * 1024, "peak_mib": peak, "nfe": counts.fwd + counts.bwd}
+    return {"seconds": seconds, "graph_kib": graph["mib"] * 1024, "peak_mib": peak, "nfe": counts.fwd_nfe + counts.bwd_nfe}
 
 
 def cost_units(field: nn.Module, y0: torch.Tensor, device: torch.device, blocks: int = 7,

@@ -38,6 +38,7 @@ from runs.memory import CudaPeak, peak_rss_mib, saved_tensor_meter
 from runs.record import RunRecord, environment
 from runs.resume import StopSignals, config_fingerprint
 from solvers.base import GradientMethod
+from solvers.errors import SolverFailed, StateDiverged, translated
 from solvers.nfe import NFECounts
 from tasks.base import Task
 
@@ -51,13 +52,13 @@ class Diverged(RuntimeError):
 
 
 def classify(exc: BaseException) -> str:
-    """The result status of an exception raised by a run."""
-    message = str(exc)
-    if isinstance(exc, Diverged) or "non-finite values in state" in message:
+    """The result status of an exception raised by a run, from its type (torchdiffeq's assertions translated first)."""
+    exc = translated(exc)
+    if isinstance(exc, (Diverged, StateDiverged)):
         return "diverged"
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in message.lower():
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
         return "oom"
-    if "underflow in dt" in message or "max_num_steps exceeded" in message:
+    if isinstance(exc, SolverFailed):
         return "solver_failed"
     return "failed"
 
@@ -146,7 +147,7 @@ class Trainer:
         for step in range(self.progress.step, train.iterations):
             row = self.train_step(step)
             bar.update()
-            bar.set_postfix(loss=f"{row['loss']:.4g}", nfe=f"{row['fwd']}/{row['bwd']}", refresh=False)
+            bar.set_postfix(loss=f"{row['loss']:.4g}", nfe=f"{row['fwd_nfe']}/{row['bwd_nfe']}", refresh=False)
             done = step + 1
             if train.eval_every and done % train.eval_every == 0 and done < train.iterations:
                 self.evaluate(step)
@@ -220,13 +221,13 @@ class Trainer:
         self.task.model.eval()
         self.method.nfe.take()
         row: dict[str, Any] = {"step": step, "split": "test", **self._metrics()}
-        row["eval_fwd_nfe"] = self.method.nfe.take().fwd
+        row["eval_fwd_nfe"] = self.method.nfe.take().fwd_nfe
         if self.cfg.train.eval_backward:
             loss = self.task.eval_loss(self.method)
             if loss is not None:
                 loss.backward()
                 counts = self.method.nfe.take()
-                row.update(heldout_fwd_nfe=counts.fwd, heldout_bwd_nfe=counts.bwd)
+                row.update(heldout_fwd_nfe=counts.fwd_nfe, heldout_bwd_nfe=counts.bwd_nfe)
                 self.task.model.zero_grad(set_to_none=True)
         self.task.model.train()
         self.sync()
@@ -240,7 +241,7 @@ class Trainer:
     def summary(self) -> dict[str, Any]:
         p = self.progress
         n = max(p.step, 1)
-        per_iter = {f"{k}_nfe" if k in ("fwd", "bwd") else k: v / n for k, v in p.nfe.items()}
+        per_iter = {k: v / n for k, v in p.nfe.items()}
         last = {k: v for k, v in p.last_eval.items() if k not in ("step", "split")}
         return {
             "iterations": p.step,

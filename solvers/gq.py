@@ -144,10 +144,10 @@ class _GQFunction(torch.autograd.Function):
     def forward(ctx, method: GaussLegendreAdjoint, field: Any, y0: torch.Tensor, ts: torch.Tensor,
                 *params: torch.Tensor) -> torch.Tensor:
         counter = getattr(field, "counter", None)
-        before = counter.counts.fwd if counter is not None else 0
+        before = counter.counts.fwd_nfe if counter is not None else 0
         recorder = _StepRecorder(field)
         ys = torchdiffeq.odeint(recorder, y0, ts, **method.solver.odeint_kwargs())
-        ctx.fwd_nfe = (counter.counts.fwd - before) if counter is not None else 0
+        ctx.fwd_nfe = (counter.counts.fwd_nfe - before) if counter is not None else 0
         ctx.last_dt = recorder.last_dt
         ctx.method, ctx.field = method, field
         ctx.save_for_backward(ts, ys, *params)

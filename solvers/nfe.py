@@ -27,8 +27,8 @@ def in_backward() -> bool:
 class NFECounts:
     """Counts since the last reset: field evaluations and solver steps, split forward/backward."""
 
-    fwd: int = 0
-    bwd: int = 0
+    fwd_nfe: int = 0
+    bwd_nfe: int = 0
     fwd_steps: int = 0
     fwd_rejected: int = 0
     bwd_steps: int = 0
@@ -53,9 +53,9 @@ class NFECounter:
 
     def evaluation(self) -> None:
         if in_backward():
-            self.counts.bwd += 1
+            self.counts.bwd_nfe += 1
         else:
-            self.counts.fwd += 1
+            self.counts.fwd_nfe += 1
 
     def step(self) -> None:
         if in_backward():

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
+from solvers.errors import SolverFailed
 from solvers.tableaus import Tableau
 
 Term = Callable[[torch.Tensor, torch.Tensor, float, "torch.Tensor | None"], torch.Tensor]
@@ -264,10 +265,6 @@ class StepController:
         d2 = float(torch.sqrt(torch.mean(((f1 - f0) / scale) ** 2))) / h0
         h1 = max(1e-6, h0 * 1e-3) if max(d1, d2) <= 1e-15 else (0.01 / max(d1, d2)) ** (1.0 / (self.order + 1))
         return min(100 * h0, h1)
-
-
-class SolverFailed(RuntimeError):
-    """An adaptive solve that cannot go on; the message matches what runs.loop classifies as `solver_failed`."""
 
 
 def adaptive_steps(

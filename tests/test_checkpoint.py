@@ -79,8 +79,8 @@ def test_recomputation_follows_the_schedule(checkpoints):
     stored = first_descent(100, free)
     expected_steps = 100 + recomputations(100, free) - (stored[-1] if stored else 0)
     assert expected_steps == 100 + backward_recomputations(100, free)
-    assert (counts.fwd, counts.fwd_steps) == (400, 100)
-    assert (counts.bwd_steps, counts.bwd) == (expected_steps, 4 * expected_steps)
+    assert (counts.fwd_nfe, counts.fwd_steps) == (400, 100)
+    assert (counts.bwd_steps, counts.bwd_nfe) == (expected_steps, 4 * expected_steps)
 
 
 def test_memory_is_the_checkpoints():

@@ -163,8 +163,8 @@ def test_sde_adjoint_with_reversible_heun_matches_direct_and_counts():
     direct, direct_counts = _sde_gradient(DirectBackprop(SPEC, sde_dt=0.125), sde, y0, ts)
     adjoint, adjoint_counts = _sde_gradient(ContinuousAdjoint(SPEC, sde_dt=0.125), sde, y0, ts)
     assert torch.allclose(adjoint, direct, rtol=1e-10, atol=1e-12)
-    assert direct_counts.bwd == 0 and adjoint_counts.bwd > 0
-    assert direct_counts.fwd == adjoint_counts.fwd >= 8  # at least one drift evaluation per step (8 steps)
+    assert direct_counts.bwd_nfe == 0 and adjoint_counts.bwd_nfe > 0
+    assert direct_counts.fwd_nfe == adjoint_counts.fwd_nfe >= 8  # at least one drift evaluation per step (8 steps)
     # midpoint: the adjoint is a different discretisation, close but not equal
     mid_direct, _ = _sde_gradient(DirectBackprop(SPEC, sde_solver="midpoint", sde_dt=0.125), sde, y0, ts)
     mid_adjoint, _ = _sde_gradient(ContinuousAdjoint(SPEC, sde_solver="midpoint", sde_dt=0.125), sde, y0, ts)

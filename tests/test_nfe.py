@@ -38,9 +38,9 @@ def test_fixed_step_counts(solver):
     direct = _counts(DirectBackprop(spec), ts)
     adjoint = _counts(ContinuousAdjoint(spec), ts)
     expected = 4 * STAGES[solver]
-    assert (direct.fwd, direct.bwd, direct.fwd_steps, direct.bwd_steps) == (expected, 0, 4, 0)
+    assert (direct.fwd_nfe, direct.bwd_nfe, direct.fwd_steps, direct.bwd_steps) == (expected, 0, 4, 0)
     # backwards: one solve per output interval, 2 steps each
-    assert (adjoint.fwd, adjoint.bwd, adjoint.fwd_steps, adjoint.bwd_steps) == (expected, expected, 4, 4)
+    assert (adjoint.fwd_nfe, adjoint.bwd_nfe, adjoint.fwd_steps, adjoint.bwd_steps) == (expected, expected, 4, 4)
 
 
 def test_dopri5_counts_follow_its_tableau():
@@ -50,9 +50,9 @@ def test_dopri5_counts_follow_its_tableau():
     spec = SolverSpec("dopri5", rtol=1e-7, atol=1e-9)
     counts = _counts(DirectBackprop(spec), ts)
     assert counts.fwd_steps > 3
-    assert counts.fwd == 2 + 6 * counts.fwd_steps
+    assert counts.fwd_nfe == 2 + 6 * counts.fwd_steps
     adjoint = _counts(ContinuousAdjoint(spec), ts)
-    assert adjoint.bwd == 2 + 6 * adjoint.bwd_steps
+    assert adjoint.bwd_nfe == 2 + 6 * adjoint.bwd_steps
 
 
 def test_forward_nfe_does_not_depend_on_the_gradient_method():
@@ -60,8 +60,8 @@ def test_forward_nfe_does_not_depend_on_the_gradient_method():
     spec = SolverSpec("dopri5", rtol=1e-5, atol=1e-7)
     direct = _counts(DirectBackprop(spec), ts)
     for norm in ("default", "seminorm"):
-        assert _counts(ContinuousAdjoint(spec, norm=norm), ts).fwd == direct.fwd
-    assert direct.bwd == 0
+        assert _counts(ContinuousAdjoint(spec, norm=norm), ts).fwd_nfe == direct.fwd_nfe
+    assert direct.bwd_nfe == 0
 
 
 def test_evaluations_without_gradient_are_forward():
@@ -69,5 +69,5 @@ def test_evaluations_without_gradient_are_forward():
     method = ContinuousAdjoint(spec)
     with torch.no_grad():
         method.solve(Field(), torch.ones(1, 2), torch.tensor([0.0, 1.0]))
-    assert method.nfe.take().as_dict() == {"fwd": 8, "bwd": 0, "fwd_steps": 2, "fwd_rejected": 0,
+    assert method.nfe.take().as_dict() == {"fwd_nfe": 8, "bwd_nfe": 0, "fwd_steps": 2, "fwd_rejected": 0,
                                            "bwd_steps": 0, "bwd_rejected": 0}

@@ -88,7 +88,7 @@ def _method_backward_nfe(norm: str) -> int:
     y0 = torch.linspace(-1, 1, 12, dtype=torch.float64).reshape(4, 3)
     ts = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
     method.solve(MLPField().double(), y0, ts).pow(2).sum().backward()
-    return method.nfe.take().bwd
+    return method.nfe.take().bwd_nfe
 
 
 @pytest.mark.parametrize("norm", ["default", "seminorm", "paper_default", "rms"])

@@ -24,7 +24,7 @@ def _result(root: Path, name: str, **fields) -> None:
             "run_dir": str(run_dir)}
     (run_dir / "result.json").write_text(json.dumps({**base, **fields}))
     bwd = fields.get("bwd_nfe", 0)
-    lines = [{"step": s, "loss": 1.0, "fwd": 5, "bwd": bwd + s} for s in range(3)]
+    lines = [{"step": s, "loss": 1.0, "fwd_nfe": 5, "bwd_nfe": bwd + s} for s in range(3)]
     lines.append({"step": 2, "split": "test", "heldout_bwd_nfe": fields.get("heldout_bwd_nfe")})
     (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
 

@@ -212,5 +212,5 @@ def test_speech_commands_task_splits_70_15_15_stratified_and_trains(tmp_path):
     loss = task.train_loss(0, method)
     loss.backward()
     counts = method.nfe.take()
-    assert torch.isfinite(loss) and counts.fwd > 0 and counts.bwd > 0
+    assert torch.isfinite(loss) and counts.fwd_nfe > 0 and counts.bwd_nfe > 0
     assert 0.0 <= task.evaluate(method)["test_accuracy"] <= 1.0
