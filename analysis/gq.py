@@ -11,7 +11,6 @@ notebook, not paper". Failed runs are counted in each cell, never dropped. Write
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from analysis.load import load_results
+from record import RESULT, load_results, read_metrics, step_rows
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "gq.csv"
 NOT_FOUND = "pub. n/f"
@@ -111,13 +110,6 @@ def reference_rows(experiment: str) -> pd.DataFrame:
     return ref[(ref["experiment"] == experiment) & ~ref["table"].str.startswith("setting")]
 
 
-def _metrics(run_dir: str) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-
 def g1d_notebook_table(frame: pd.DataFrame) -> str:
     """The repo notebook's comparison (width 3000, lr 1e-4, 200 epochs) beside ours; its numbers are not the paper's."""
     notebook = frame[(frame["cfg.width"] == 3000) & (frame["cfg.lr"] == 1e-4)]
@@ -127,7 +119,7 @@ def g1d_notebook_table(frame: pd.DataFrame) -> str:
     rows = []
     for label in ("Direct", "Adjoint", "GQ"):
         runs = notebook[(notebook["label"] == label) & (notebook["status"] == "ok")]
-        steps = [[m for m in _metrics(d) if "loss" in m] for d in runs["run_dir"]]
+        steps = [step_rows(read_metrics(d)) for d in runs["run_dir"]]
         tail = [s[-10:] for s in steps if s]
         ours = {
             "total training time": runs["train_seconds"].mean() if len(runs) else math.nan,
@@ -213,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, nargs="?", default=Path("runs/gq/paper"))
     args = parser.parse_args(argv)
-    if not args.root.exists() or not any(args.root.rglob("result.json")):
-        print(f"no result.json below {args.root}; run `make reproduce-gq` first", file=sys.stderr)
+    if not args.root.exists() or not any(args.root.rglob(RESULT)):
+        print(f"no {RESULT} below {args.root}; run `make reproduce-gq` first", file=sys.stderr)
         return 1
     text = render(args.root)
     (args.root / "gq_tables.md").write_text(text)

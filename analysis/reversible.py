@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.load import load_results
+from record import load_results, read_metrics, step_rows
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "reversible.csv"
 KIND = "authors' logs"
@@ -59,11 +59,8 @@ def ours(values: pd.Series, scale: float = 1.0, digits: int = 3) -> str:
 
 
 def best_loss(run_dir: str) -> float:
-    """The lowest training loss in a run's metrics.jsonl (the authors report the best loss over iterations)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return math.nan
-    losses = [row["loss"] for row in map(json.loads, path.read_text().splitlines()) if "loss" in row]
+    """The lowest training loss of a run (the authors report the best loss over iterations)."""
+    losses = [row["loss"] for row in step_rows(read_metrics(run_dir))]
     finite = [x for x in losses if isinstance(x, (int, float)) and math.isfinite(x)]
     return min(finite) if finite else math.nan
 
@@ -245,11 +242,9 @@ def table_convergence(root: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame([{"row": "not run", "base scheme slope": "—", "reversible slope": "—"}])
     data = json.loads(path.read_text())
-    from solvers.tableaus import TABLEAUS
-
     rows = {}
     for r in data["rows"]:
-        entry = rows.setdefault(r["scheme"], {"row": r["scheme"], "order": TABLEAUS[r["scheme"]].order})
+        entry = rows.setdefault(r["scheme"], {"row": r["scheme"], "order": r.get("order", "—")})
         entry[f"{r['method']} scheme slope" if r["method"] == "base" else "reversible slope"] = f"{r['slope']:.2f}"
         entry[f"{r['method']} error at dt=2^-4"] = f"{r['error'][-1]:.2e}"
     table = pd.DataFrame(list(rows.values()))

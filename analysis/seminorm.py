@@ -14,7 +14,6 @@ Writes RUNS_DIR/seminorm_tables.md (as printed) and RUNS_DIR/seminorm_tables.csv
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
@@ -23,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.load import load_results
 from analysis.table import _column, _mean, _std
+from record import RESULT, eval_rows, load_results, read_metrics
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "seminorm.csv"
 BASELINES = ("paper_default", "default")  # the paper's "default norm", then torchdiffeq 0.2.x's if that is all there is
@@ -58,7 +57,7 @@ TABLES = (
 )
 NOTES = [
     "bwd NFE (training): backward-pass function evaluations summed over every training step of a run (each step's "
-    "count is in its metrics.jsonl); the authors' parse_results.py instead sums a full pass over the training set "
+    "count is in its metrics log); the authors' parse_results.py instead sums a full pass over the training set "
     "every 10 epochs. mean ± std over seeds.",
     "bwd NFE (held-out, Σ evals): backward NFE of one forward+backward pass on a held-out batch (validation set "
     "where the data has one, else test) at each evaluation (every train.eval_every steps and at the end), summed "
@@ -163,11 +162,8 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _heldout_sum(run_dir: object) -> tuple[float, int]:
-    """(held-out backward NFE summed over a run's evaluations, number of evaluations), from its metrics.jsonl."""
-    path = Path(str(run_dir)) / "metrics.jsonl"
-    if not path.exists():
-        return math.nan, 0
-    counts = [row["heldout_bwd_nfe"] for row in map(json.loads, path.read_text().splitlines())
+    """(held-out backward NFE summed over a run's evaluations, number of evaluations), from its metrics log."""
+    counts = [row["heldout_bwd_nfe"] for row in eval_rows(read_metrics(str(run_dir)))
               if row.get("heldout_bwd_nfe") is not None]
     return (float(sum(counts)), len(counts)) if counts else (math.nan, 0)
 
@@ -293,19 +289,15 @@ def render(summary: pd.DataFrame, reference: pd.DataFrame) -> str:
 def load_curves(runs_dir: str | Path) -> pd.DataFrame:
     """Backward NFE over training, one row per (adjoint run, logged step): `kind` is `train` (that training step's
     backward NFE) or `heldout` (an evaluation's forward+backward pass on held-out data). Columns: task, data, rtol,
-    atol, norm, seed, step, kind, bwd_nfe. Read from each run's result.json (identity) and metrics.jsonl (counts)."""
+    atol, norm, seed, step, kind, bwd_nfe. Read from each run's result (identity) and metrics log (counts)."""
     results = load_results(runs_dir)
     rows = []
     if results.empty:
         return pd.DataFrame(columns=["task", "data", "rtol", "atol", "norm", "seed", "step", "kind", "bwd_nfe"])
     for result in results[_column(results, "method") == "adjoint"].itertuples():
-        metrics = Path(result.run_dir) / "metrics.jsonl"
-        if not metrics.exists():
-            continue
         identity = {"task": result.task, "data": short_dataset(getattr(result, "dataset", None)), "rtol": result.rtol,
                     "atol": result.atol, "norm": result.norm, "seed": result.seed}
-        for line in metrics.read_text().splitlines():
-            row = json.loads(line)
+        for row in read_metrics(result.run_dir):
             if "loss" in row and "bwd_nfe" in row:
                 rows.append({**identity, "step": row["step"], "kind": "train", "bwd_nfe": row["bwd_nfe"]})
             elif row.get("heldout_bwd_nfe") is not None:
@@ -320,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     frame = load_results(args.runs_dir)
     summary = summarise(frame) if not frame.empty else pd.DataFrame()
     if summary.empty:
-        print(f"no adjoint runs (result.json) below {args.runs_dir}", file=sys.stderr)
+        print(f"no adjoint runs (no {RESULT}) below {args.runs_dir}", file=sys.stderr)
         return 1
     text = render(summary, load_reference())
     summary.to_csv(args.runs_dir / "seminorm_tables.csv", index=False)

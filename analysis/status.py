@@ -1,30 +1,42 @@
 """`python -m analysis.status RUNS_DIR`: for each sweep below RUNS_DIR, how many cells are ok, running, failed or
 missing, then the cells that are not ok, with each failed cell's error.
 
-- ok       result.json says ok
-- failed   result.json says anything else (diverged, solver_failed, oom, failed): its error is shown
-- running  the run directory exists (Hydra wrote .hydra/) but holds no result.json yet: in progress, queued for
-           requeue, or killed without a chance to record it; the last write to metrics.jsonl / checkpoint.pt (a
+- ok       the run's result says ok
+- failed   the result says anything else (diverged, solver_failed, oom, failed): its error is shown
+- running  the run directory exists (Hydra wrote .hydra/) but holds no result yet: in progress, queued for
+           requeue, or killed without a chance to record it; the last write to the metrics log / checkpoint (a
            heartbeat: one line per training step) tells which. Re-launching the sweep resumes it.
-- missing  a cell the sweep's launches define (runs.sweeps: sweeps.jsonl, else multirun.yaml) with no directory:
+- missing  a cell the sweep's launches define (record.sweeps: its launches file, else Hydra's) with no directory:
            not started yet (e.g. pending in the SLURM queue) or never launched. Re-launching the sweep runs it.
 
-A sweep is a directory holding sweeps.jsonl or multirun.yaml; run directories outside any sweep are listed as
+A sweep is a directory holding record.SWEEPS or record.MULTIRUN; run directories outside any sweep are listed as
 single runs. Exit status 0 whatever the cells' states (this reports, it does not judge).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from runs.record import CHECKPOINT, METRICS, RESULT
-from runs.sweeps import DEFAULT_EXCLUDED, SWEEPS, cell_key, sweep_cells
+from record import (
+    CHECKPOINT,
+    HYDRA_CONFIG,
+    HYDRA_OVERRIDES,
+    METRICS,
+    MULTIRUN,
+    RESULT,
+    SWEEPS,
+    Status,
+    Unreadable,
+    read_metrics,
+    read_result,
+    step_rows,
+)
+from record.sweeps import DEFAULT_EXCLUDED, cell_key, sweep_cells
 
 STATES = ("ok", "running", "failed", "missing")
 SINGLES = "(runs outside sweeps)"  # the report's group of run directories that belong to no sweep
@@ -40,7 +52,7 @@ class Cell:
 
 
 def _is_run_dir(path: Path) -> bool:
-    return (path / ".hydra" / "config.yaml").exists() or any((path / n).exists() for n in (RESULT, CHECKPOINT))
+    return (path / HYDRA_CONFIG).exists() or any((path / n).exists() for n in (RESULT, CHECKPOINT))
 
 
 def _walk(root: Path):
@@ -48,7 +60,7 @@ def _walk(root: Path):
     sweeps, runs = [], []
 
     def visit(path: Path) -> None:
-        if (path / SWEEPS).exists() or (path / "multirun.yaml").exists():
+        if (path / SWEEPS).exists() or (path / MULTIRUN).exists():
             sweeps.append(path)
         if _is_run_dir(path):
             runs.append(path)
@@ -74,25 +86,21 @@ def describe_run(run_dir: Path) -> tuple[str, str]:
     result_path = run_dir / RESULT
     if result_path.exists():
         try:
-            result = json.loads(result_path.read_text())
-        except json.JSONDecodeError as exc:
-            return "failed", f"unreadable result.json: {exc}"
-        status = result.get("status")
-        if status == "ok":
+            result = read_result(run_dir)
+        except Unreadable as exc:
+            return "failed", f"unreadable: {exc}"
+        if result.status == Status.OK:
             return "ok", ""
-        return "failed", f"{status}: {result.get('error')}"
-    steps, total = 0, None
-    metrics = run_dir / METRICS
-    if metrics.exists():
-        lines = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        steps = sum(1 for row in lines if "loss" in row)
-    config = run_dir / ".hydra" / "config.yaml"
+        return "failed", f"{result.status}: {result.error}"
+    total = None
+    steps = len(step_rows(read_metrics(run_dir)))
+    config = run_dir / HYDRA_CONFIG
     if config.exists():
         try:
             total = yaml.safe_load(config.read_text())["train"]["iterations"]
         except (yaml.YAMLError, KeyError, TypeError):
             total = None
-    beats = [p.stat().st_mtime for p in (metrics, run_dir / CHECKPOINT, config) if p.exists()]
+    beats = [p.stat().st_mtime for p in (run_dir / METRICS, run_dir / CHECKPOINT, config) if p.exists()]
     detail = f"step {steps}/{total if total is not None else '?'}"
     if beats:
         detail += f", last write {_age(max(0.0, time.time() - max(beats)))} ago"
@@ -100,7 +108,7 @@ def describe_run(run_dir: Path) -> tuple[str, str]:
 
 
 def _run_key(run_dir: Path, excluded: tuple[str, ...]) -> tuple[str, ...]:
-    overrides = run_dir / ".hydra" / "overrides.yaml"
+    overrides = run_dir / HYDRA_OVERRIDES
     if overrides.exists():
         return cell_key(list(yaml.safe_load(overrides.read_text()) or []), excluded)
     return (str(run_dir),)  # a run directory not made by Hydra: its path is its identity

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.load import load_results
+from record import RESULT, load_results
 
 KEYS = ["task", "solver", "rtol", "atol", "method", "norm", "device"]
 BASELINE = {"method": "adjoint", "norm": "default"}
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     frame = load_results(args.runs_dir)
     if frame.empty:
-        print(f"no result.json below {args.runs_dir}", file=sys.stderr)
+        print(f"no {RESULT} below {args.runs_dir}", file=sys.stderr)
         return 1
     table = summarise(frame)
     text = render(table)

@@ -1,7 +1,7 @@
 """One run, start to finish: build, resume if a checkpoint exists, train, evaluate, record.
 
 A run that goes wrong (NaN loss, solver failure, out of memory, an exception) is a *result*, not a crash: its
-status and error are written to result.json and returned, so a sweep goes on. Only Ctrl-C and kill signals stop
+status and error are written to its result (record.RunResult) and returned, so a sweep goes on. Only Ctrl-C and kill signals stop
 the process, and the last checkpoint lets the same command resume.
 """
 
@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from record import CHECKPOINT, METRICS, EvalRow, RunDir, RunResult, Status, StepRow, Unreadable, config_fingerprint, read_result
 from runs.build import (
     ConfigError,
     build_method,
@@ -35,8 +36,9 @@ from runs.build import (
 from runs.gradcheck import gradient_errors
 from runs.loggers import NullLogger, make_logger
 from runs.memory import CudaPeak, peak_rss_mib, saved_tensor_meter
-from runs.record import RunRecord, environment
-from runs.resume import StopSignals, config_fingerprint
+from runs.checkpoints import load_checkpoint, save_checkpoint
+from runs.provenance import environment
+from runs.resume import StopSignals
 from solvers.base import GradientMethod
 from solvers.errors import SolverFailed, StateDiverged, translated
 from solvers.nfe import NFECounts
@@ -51,16 +53,16 @@ class Diverged(RuntimeError):
         self.step = step
 
 
-def classify(exc: BaseException) -> str:
+def classify(exc: BaseException) -> Status:
     """The result status of an exception raised by a run, from its type (torchdiffeq's assertions translated first)."""
     exc = translated(exc)
     if isinstance(exc, (Diverged, StateDiverged)):
-        return "diverged"
+        return Status.DIVERGED
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return "oom"
+        return Status.OOM
     if isinstance(exc, SolverFailed):
-        return "solver_failed"
-    return "failed"
+        return Status.SOLVER_FAILED
+    return Status.FAILED
 
 
 @dataclass
@@ -97,7 +99,7 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
 
 
 class Trainer:
-    def __init__(self, cfg: DictConfig, task: Task, method: GradientMethod, record: RunRecord, logger: NullLogger,
+    def __init__(self, cfg: DictConfig, task: Task, method: GradientMethod, record: RunDir, logger: NullLogger,
                  device: torch.device) -> None:
         self.cfg, self.task, self.method, self.record, self.logger = cfg, task, method, record, logger
         self.device = device
@@ -112,7 +114,7 @@ class Trainer:
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        self.record.save_checkpoint({
+        save_checkpoint(self.record.path, {
             "model": self.task.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "progress": asdict(self.progress),
@@ -133,9 +135,9 @@ class Trainer:
     # training
     def fit(self, stop: StopSignals | None = None) -> None:
         train = self.cfg.train
-        state = self.record.load_checkpoint()
+        state = load_checkpoint(self.record.path)
         if state is not None and state.get("config_fingerprint") not in (None, config_fingerprint(self.cfg)):
-            log.warning("checkpoint.pt was written under a different config: starting afresh")
+            log.warning("%s was written under a different config: starting afresh", CHECKPOINT)
             state = None
         if state is not None:
             self.restore(state)
@@ -147,7 +149,7 @@ class Trainer:
         for step in range(self.progress.step, train.iterations):
             row = self.train_step(step)
             bar.update()
-            bar.set_postfix(loss=f"{row['loss']:.4g}", nfe=f"{row['fwd_nfe']}/{row['bwd_nfe']}", refresh=False)
+            bar.set_postfix(loss=f"{row.loss:.4g}", nfe=f"{row.fwd_nfe}/{row.bwd_nfe}", refresh=False)
             done = step + 1
             if train.eval_every and done % train.eval_every == 0 and done < train.iterations:
                 self.evaluate(step)
@@ -160,7 +162,7 @@ class Trainer:
             self.evaluate(train.iterations - 1)
         self.save()
 
-    def train_step(self, step: int) -> dict[str, Any]:
+    def train_step(self, step: int) -> StepRow:
         p, train = self.progress, self.cfg.train
         self.method.nfe.take()
         meter = saved_tensor_meter(self.task.model) if step == 0 and train.warmup_iters > 0 else None
@@ -191,10 +193,10 @@ class Trainer:
             p.timed_seconds += seconds
             p.timed_steps += 1
         p.last_loss = value
-        row = {"step": step, "loss": value, **counts.as_dict(), "step_seconds": seconds,
-               "elapsed": time.perf_counter() - self.started, "warmup": step < train.warmup_iters}
+        row = StepRow(step=step, loss=value, step_seconds=seconds, elapsed=time.perf_counter() - self.started,
+                      warmup=step < train.warmup_iters, **counts.as_dict())
         self.record.append_metrics(row)
-        self.logger.log(row, step)
+        self.logger.log(vars(row), step)
         return row
 
     def inject_fault(self, step: int, loss: torch.Tensor) -> torch.Tensor:
@@ -214,34 +216,34 @@ class Trainer:
     def _metrics(self) -> dict[str, float]:
         return self.task.evaluate(self.method)
 
-    def evaluate(self, step: int) -> dict[str, Any]:
+    def evaluate(self, step: int) -> EvalRow:
         self.cuda_peak.pause()
         self.sync()
         start = time.perf_counter()
         self.task.model.eval()
         self.method.nfe.take()
-        row: dict[str, Any] = {"step": step, "split": "test", **self._metrics()}
-        row["eval_fwd_nfe"] = self.method.nfe.take().fwd_nfe
+        metrics = self._metrics()
+        row = EvalRow(step=step, metrics=metrics, eval_fwd_nfe=self.method.nfe.take().fwd_nfe)
         if self.cfg.train.eval_backward:
             loss = self.task.eval_loss(self.method)
             if loss is not None:
                 loss.backward()
                 counts = self.method.nfe.take()
-                row.update(heldout_fwd_nfe=counts.fwd_nfe, heldout_bwd_nfe=counts.bwd_nfe)
+                row.heldout_fwd_nfe, row.heldout_bwd_nfe = counts.fwd_nfe, counts.bwd_nfe
                 self.task.model.zero_grad(set_to_none=True)
         self.task.model.train()
         self.sync()
         self.progress.eval_seconds += time.perf_counter() - start
-        self.progress.last_eval = row
+        self.progress.last_eval = row.as_json()
         self.record.append_metrics(row)
-        self.logger.log({f"eval/{k}": v for k, v in row.items() if k != "step"}, step)
+        self.logger.log({f"eval/{k}": v for k, v in row.as_json().items() if k != "step"}, step)
         self.cuda_peak.resume()
         return row
 
     def summary(self) -> dict[str, Any]:
         p = self.progress
         n = max(p.step, 1)
-        per_iter = {k: v / n for k, v in p.nfe.items()}
+        per_iter = {k: v / n for k, v in p.nfe.items()}  # record.NFE_FIELDS
         last = {k: v for k, v in p.last_eval.items() if k not in ("step", "split")}
         return {
             "iterations": p.step,
@@ -260,25 +262,28 @@ class Trainer:
         }
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run(cfg: DictConfig, run_dir: Path) -> RunResult:
     """Run (or resume, or skip as already done) the run `cfg` in `run_dir`; return its result."""
-    record = RunRecord(run_dir)
+    record = RunDir(run_dir)
     fingerprint = config_fingerprint(cfg)
-    previous = record.read_result()
+    try:
+        previous = read_result(run_dir)
+    except Unreadable as exc:
+        log.warning("%s; running again", exc)
+        previous = None
     afresh = bool(cfg.rerun)
-    if previous is not None and previous.get("status") == "ok" and not afresh:
-        if previous.get("config_fingerprint", fingerprint) == fingerprint:
-            log.info("already finished (result.json says ok): %s", run_dir)
+    if previous is not None and previous.status == Status.OK and not afresh:
+        if previous.config_fingerprint in (None, fingerprint):
+            log.info("already finished (its result says ok): %s", run_dir)
             return previous
-        log.warning("result.json is from a different config (code or experiment file changed): running again")
+        log.warning("the finished result is from a different config (code or experiment file changed): running again")
         afresh = True
     if afresh:
-        for name in ("checkpoint.pt", "metrics.jsonl"):
-            (run_dir / name).unlink(missing_ok=True)
-    record.retire_result()  # a failed result stays beside the new attempt as result.previous.json
+        record.remove(CHECKPOINT, METRICS)
+    record.retire_result()  # a failed result stays beside the new attempt (record.PREVIOUS_RESULT)
     wall_start = time.perf_counter()
-    result: dict[str, Any] = {**identity(cfg), "run_dir": str(run_dir), "status": "failed", "error": None,
-                              "config_fingerprint": fingerprint, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    result = RunResult(**identity(cfg), run_dir=str(run_dir), config_fingerprint=fingerprint,
+                       started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     try:
         check_train(cfg)
         device = resolve_device(cfg.device)
@@ -289,7 +294,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         task = build_task(cfg, device, dtype)
         method = build_method(cfg)
     except ConfigError as exc:
-        result["error"] = f"invalid config: {exc}"
+        result.error = f"invalid config: {exc}"
         record.write_result(result)
         return result
     except Exception as exc:  # noqa: BLE001 - e.g. data that cannot be read: a result, so a sweep goes on
@@ -304,31 +309,32 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     try:
         with StopSignals() as stop:
             trainer.fit(stop)
-        result["status"] = "ok"
+        result.status = Status.OK
     except Exception as exc:  # noqa: BLE001 - every failure of the run becomes its recorded status
-        result["status"] = classify(exc)
-        result["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-        (run_dir / "error.txt").write_text(traceback.format_exc())
-        if result["status"] == "oom" and device.type == "cuda":
+        _record_failure(record, result, exc)
+        if result.status == Status.OOM and device.type == "cuda":
             torch.cuda.empty_cache()
-    result.update(trainer.summary())
-    result["grad_rel_error"] = None
-    if result["status"] == "ok" and cfg.train.grad_error:
+    result.update(**trainer.summary())
+    if result.status == Status.OK and cfg.train.grad_error:
         try:
-            result.update(gradient_errors(cfg, task))
+            result.update(**gradient_errors(cfg, task))
         except Exception as exc:  # noqa: BLE001 - a failed check leaves the run's own result intact
             log.warning("gradient-error check failed: %s", exc)
     result.update(wall_seconds=time.perf_counter() - wall_start, peak_rss_mib=peak_rss_mib(),
                   finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     record.write_result(result)
-    logger.finish(result)
+    logger.finish(result.as_json())
     record.close()
     return result
 
 
-def _failed_before_training(record: RunRecord, result: dict[str, Any], exc: Exception) -> dict[str, Any]:
-    result["status"] = classify(exc)
-    result["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-    (record.path / "error.txt").write_text(traceback.format_exc())
+def _record_failure(record: RunDir, result: RunResult, exc: Exception) -> None:
+    result.status = classify(exc)
+    result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+    record.write_error(traceback.format_exc())
+
+
+def _failed_before_training(record: RunDir, result: RunResult, exc: Exception) -> RunResult:
+    _record_failure(record, result, exc)
     record.write_result(result)
     return result

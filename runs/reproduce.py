@@ -9,7 +9,7 @@ hand the cells to a cluster (the Makefile's LAUNCHER does that).
 
 Every multirun runs in this one process through the same Hydra entry as `python -m runs.train -m ...` (same
 configs, same run directories: a finished cell is skipped when re-launched, an interrupted one resumes), which saves
-a Python start-up per grid. A failed cell is recorded in its result.json and the reproduction goes on. Some papers
+a Python start-up per grid. A failed cell is recorded in its result and the reproduction goes on. Some papers
 also have computations that train nothing (SCRIPTS); they run after the sweeps, into OUT/<name>/.
 `make reproduce-PAPER` runs this, then `python -m analysis.PAPER OUT` (tables) and analysis/notebooks/PAPER.py
 (figures).

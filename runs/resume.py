@@ -25,9 +25,6 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
-# Settings that change neither what a run computes nor its directory (see hydra.job.config.override_dirname).
-# `sweep` is the reproduction grid an experiment file carries (which cells exist), not what a cell computes.
-NOT_FINGERPRINTED = ("out_dir", "logger", "rerun", "progress", "device", "sweep")
 
 
 class Interrupted(BaseException):
@@ -87,13 +84,3 @@ class StopSignals:
         if callable(previous):  # e.g. submitit's: requeue the job, then sys.exit; its SIGTERM handler only logs
             previous(signum, None)
         raise Interrupted(signum, step)
-
-
-def config_fingerprint(cfg: DictConfig) -> str:
-    """A short hash of everything in the resolved config that can change a run's numbers."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
-    for key in NOT_FINGERPRINTED:
-        container.pop(key, None)
-    text = OmegaConf.to_yaml(OmegaConf.create(container), sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:16]

@@ -21,6 +21,7 @@ from torch import nn
 from solvers.base import SolverSpec
 from solvers.direct_rk import DirectRK
 from solvers.reversible import Reversible
+from solvers.tableaus import get_tableau
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMES = {"smoke": ["euler", "midpoint"], "quick": ["euler", "midpoint", "ralston3", "rk4"],
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     for scheme in SCHEMES[args.scale]:
         for label, cls in (("base", DirectRK), ("reversible", Reversible)):
             errs = errors(cls, scheme)
-            rows.append({"scheme": scheme, "method": label, "dt": STEPS, "error": errs, "slope": slope(errs)})
+            rows.append({"scheme": scheme, "order": get_tableau(scheme).order, "method": label, "dt": STEPS,
+                         "error": errs, "slope": slope(errs)})
     out = args.out or ROOT / "runs" / "reversible" / args.scale / "convergence"
     out.mkdir(parents=True, exist_ok=True)
     result = {"experiment": "convergence", "scale": args.scale, "problem": f"y' = {RATE} y, y(0) = 1, T = {T}",

@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from record import RESULT, Status
 from runs.loop import run
 from runs.resume import Interrupted
 
@@ -41,14 +42,13 @@ def main(cfg: DictConfig) -> None:
     except Interrupted as stop:  # SIGTERM/SIGUSR1/SIGUSR2 in a plain process (submitit requeues before this)
         print(f"runs.train: {stop}; re-run the same command to resume ({run_dir})", file=sys.stderr)
         sys.exit(stop.exit_code)
-    metric = result.get("metric") or "metric"
+    metric = result.metric or "metric"
     log.info(
         "%s | %s %s | fwd/bwd NFE per iter %s/%s | %s",
-        result["status"], metric, _fmt(result.get(metric), ".4g"), _fmt(result.get("fwd_nfe")),
-        _fmt(result.get("bwd_nfe")), run_dir,
+        result.status, metric, _fmt(result.get(metric), ".4g"), _fmt(result.fwd_nfe), _fmt(result.bwd_nfe), run_dir,
     )
-    if result["status"] != "ok" and hydra_cfg.mode != RunMode.MULTIRUN:
-        print(f"runs.train: {result['status']}: {result['error']} (see {run_dir}/result.json)", file=sys.stderr)
+    if result.status != Status.OK and hydra_cfg.mode != RunMode.MULTIRUN:
+        print(f"runs.train: {result.status}: {result.error} (see {run_dir / RESULT})", file=sys.stderr)
         sys.exit(1)
 
 

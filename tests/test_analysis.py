@@ -7,16 +7,15 @@ import math
 
 import pytest
 
-from analysis.load import load_results
 from analysis.table import main, summarise
-from runs.record import RunRecord
+from record import RunDir, RunResult, load_results
 
 
 def _result(tmp_path, name, **fields):
     base = {"task": "cnf_toy", "solver": "dopri5", "rtol": 1e-3, "atol": 1e-6, "method": "adjoint", "norm": "default",
             "device": "cpu", "status": "ok", "error": None, "metric": "test_nll", "fwd_nfe": 20.0,
             "seconds_per_iter": 0.1, "graph_mib": 1.0, "peak_cuda_mib": None, "peak_rss_mib": 300.0}
-    RunRecord(tmp_path / name).write_result({**base, **fields})
+    RunDir(tmp_path / name).write_result(RunResult.from_json({**base, **fields}))
 
 
 @pytest.fixture

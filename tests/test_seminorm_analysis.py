@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from analysis.load import load_results
 from analysis.seminorm import load_curves, main, summarise
+from record import load_results
 
 
 def _result(root: Path, name: str, **fields) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import run_cli
 
 from analysis.status import collect, render
-from runs.record import RunRecord
+from record import RunDir, RunResult
 
 SMOKE = ["scale=smoke", "logger=none", "progress=false", "device=cpu", "train.iterations=3", "train.grad_error=false"]
 # Fields that may differ between an interrupted-then-resumed run and an uninterrupted one (see tests/test_resume.py),
@@ -92,7 +92,7 @@ def test_status_expects_the_cells_of_every_launch(tmp_path):
         (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
         (run_dir / ".hydra" / "config.yaml").write_text("train:\n  iterations: 10\n")
         if result:
-            RunRecord(run_dir).write_result(result)
+            RunDir(run_dir).write_result(RunResult.from_json(result))
         return run_dir
 
     cell("a", ["scale=smoke", "seed=0", "progress=False"], status="ok")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import make_config, read_result, run_cli
 
+from record import RunDir, RunResult
 from runs.loop import run
-from runs.record import RunRecord
 
 SMOKE = ["scale=smoke", "logger=none", "progress=false"]
 
@@ -92,16 +92,16 @@ def test_a_finished_run_is_not_redone(tmp_path):
 
 
 def test_result_json_is_never_half_written(tmp_path, monkeypatch):
-    record = RunRecord(tmp_path)
-    record.write_result({"status": "ok", "value": 1})
+    record = RunDir(tmp_path)
+    record.write_result(RunResult.from_json({"status": "ok", "value": 1}))
 
     def interrupted(src, dst):  # the process dies between writing the temp file and renaming it
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("runs.record.os.replace", interrupted)
+    monkeypatch.setattr("record.files.os.replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        record.write_result({"status": "failed", "value": 2})
-    assert read_result(tmp_path) == {"status": "ok", "value": 1}
+        record.write_result(RunResult.from_json({"status": "failed", "value": 2}))
+    assert (read_result(tmp_path)["status"], read_result(tmp_path)["value"]) == ("ok", 1)
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temp file left behind
 
 

@@ -16,7 +16,6 @@
 # published is overlaid.
 
 # %%
-import json
 import os
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis.gq import ORDER, TABLES, load_experiment
+from record import read_metrics, step_rows
 
 ROOT = Path(os.environ.get("RUNS_DIR", "runs/gq/paper"))
 FIGURES = ROOT / "figures"
@@ -88,8 +88,7 @@ LOSS_WIDTH = {"nested_spheres": 1000, "sines10": 2000, "sines50": 2000, "g1d": 1
 
 
 def loss_curve(run_dir):
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line]
-    rows = [r for r in rows if "loss" in r]
+    rows = step_rows(read_metrics(run_dir))
     clock = pd.Series([r["step_seconds"] for r in rows]).cumsum()
     return clock, pd.Series([r["loss"] for r in rows])
 

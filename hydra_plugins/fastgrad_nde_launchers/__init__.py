@@ -1,7 +1,7 @@
 """Cluster launchers that do not resubmit finished cells (a Hydra plugin: Hydra instantiates launchers only from the
 `hydra_plugins` namespace package, hence this package's place).
 
-Every run already skips itself when its result.json says ok for the same config (runs.loop.run), but on a cluster a
+Every run already skips itself when its result says ok for the same config (runs.loop.run), but on a cluster a
 skipped cell is still a job: it waits in the queue, starts Python and exits. Re-launching a sweep of hundreds of
 cells to redo three failed ones would queue hundreds of such jobs. These launchers (hydra-submitit-launcher's, with
 one step added) work out each cell's run directory before submitting, exactly as the job itself will, and submit
@@ -10,7 +10,6 @@ only the cells without an ok result for the same config fingerprint. `rerun=true
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from runs.record import RESULT
-from runs.resume import config_fingerprint
+from record import Status, config_fingerprint, read_result
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,7 @@ def finished_result(sweep_config: DictConfig) -> tuple[Path | None, dict | None]
     try:
         hydra_config.set_config(sweep_config)
         run_dir = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
-        result = json.loads((run_dir / RESULT).read_text())
+        result = read_result(run_dir)
         task_cfg = OmegaConf.masked_copy(sweep_config, [str(k) for k in sweep_config if k != "hydra"])
         fingerprint = config_fingerprint(task_cfg)
     except Exception:  # noqa: BLE001 - no result yet, unreadable, or a config only the job can resolve
@@ -41,8 +39,8 @@ def finished_result(sweep_config: DictConfig) -> tuple[Path | None, dict | None]
     finally:
         if launcher_cfg is not None:
             hydra_config.set_config(launcher_cfg)
-    ok = result.get("status") == "ok" and not task_cfg.get("rerun")
-    return run_dir, result if ok and result.get("config_fingerprint", fingerprint) == fingerprint else None
+    ok = result is not None and result.status == Status.OK and not task_cfg.get("rerun")
+    return run_dir, result if ok and result.config_fingerprint in (None, fingerprint) else None
 
 
 class SkipFinished:
@@ -62,7 +60,7 @@ class SkipFinished:
             returns[index] = JobReturn(overrides=list(overrides), cfg=sweep_config, working_dir=str(run_dir),
                                        task_name="train", status=JobStatus.COMPLETED, _return_value=None)
         if returns:
-            log.info("not submitting %d of %d cells: their result.json says ok for the same config",
+            log.info("not submitting %d of %d cells: their results say ok for the same config",
                      len(returns), len(job_overrides))
         submitted = iter(super().launch(todo, initial_job_idx) if todo else [])  # type: ignore[misc]
         return [returns[i] if i in returns else next(submitted) for i in range(len(job_overrides))]

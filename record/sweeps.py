@@ -8,15 +8,18 @@ expands them into cells exactly as Hydra's basic sweeper does (a cartesian produ
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-SWEEPS = "sweeps.jsonl"
+from record.files import MULTIRUN, SWEEPS
+
 # Overrides that change neither what a run computes nor its directory (hydra.job.config.override_dirname).
 DEFAULT_EXCLUDED = ("out_dir", "logger", "rerun", "progress", "device")
 
@@ -54,13 +57,21 @@ def cell_key(overrides: list[str], excluded: tuple[str, ...] | list[str] = DEFAU
 
 
 def expand(overrides: list[str], params: dict[str, Any] | None = None) -> list[list[str]]:
-    """The cells of one launch, as the basic sweeper makes them (params from hydra.sweeper.params first)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
+    """The cells of one launch, as Hydra's basic sweeper makes them: params from hydra.sweeper.params first, then the
+    command line's overrides, a later one replacing an earlier one of the same key; every comma-separated choice of
+    a key is one value of a cartesian product (basic_sweeper.BasicSweeper.split_arguments, read at hydra-core
+    1.3.2; its range and interval sweeps are not used by this harness and are refused here as they are there)."""
     arguments = [f"{k}={v}" for k, v in (params or {}).items()] + list(overrides)
-    parsed = OverridesParser.create().parse_overrides(arguments)
-    return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+    choices: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(arguments):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise ValueError(f"{override.input_line}: only comma-separated choices are swept (basic sweeper)")
+    return [list(cell) for cell in itertools.product(*choices.values())]
 
 
 def sweep_cells(sweep_dir: Path) -> tuple[set[tuple[str, ...]], tuple[str, ...], int]:
@@ -71,8 +82,8 @@ def sweep_cells(sweep_dir: Path) -> tuple[set[tuple[str, ...]], tuple[str, ...],
     record = sweep_dir / SWEEPS
     if record.exists():
         launches = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
-    elif (sweep_dir / "multirun.yaml").exists():
-        hydra = OmegaConf.load(sweep_dir / "multirun.yaml").hydra
+    elif (sweep_dir / MULTIRUN).exists():
+        hydra = OmegaConf.load(sweep_dir / MULTIRUN).hydra
         launches = [{"overrides": list(hydra.overrides.task),
                      "params": _params(hydra),
                      "excluded": list(hydra.job.config.override_dirname.exclude_keys)}]
