@@ -3,9 +3,12 @@ missing, then the cells that are not ok, with each failed cell's error.
 
 - ok       the run's result says ok
 - failed   the result says anything else (diverged, solver_failed, oom, failed): its error is shown
-- running  the run directory exists (Hydra wrote .hydra/) but holds no result yet: in progress, queued for
-           requeue, or killed without a chance to record it; the last write to the metrics log / checkpoint (a
-           heartbeat: one line per training step) tells which. Re-launching the sweep resumes it.
+- running  a process holds the run directory's lock (its PID is shown), or the directory exists (Hydra wrote
+           .hydra/) but holds no result yet: queued for requeue, or killed without a chance to record it; the
+           last write to the metrics log / checkpoint (a heartbeat: one line per training step) tells which.
+           Re-launching the sweep resumes it.
+- unreadable  the result file exists but cannot be read (not UTF-8, not JSON, not an object); the reason is
+           shown. Re-launching the sweep runs the cell again.
 - missing  a cell the sweep's launches define (record.sweeps: its launches file, else Hydra's) with no directory:
            not started yet (e.g. pending in the SLURM queue) or never launched. Re-launching the sweep runs it.
 
@@ -36,9 +39,10 @@ from record import (
     read_result,
     step_rows,
 )
+from record.lock import holder
 from record.sweeps import DEFAULT_EXCLUDED, cell_key, sweep_cells
 
-STATES = ("ok", "running", "failed", "missing")
+STATES = ("ok", "running", "failed", "unreadable", "missing")
 SINGLES = "(runs outside sweeps)"  # the report's group of run directories that belong to no sweep
 SKIP_DIRS = {".submitit", "wandb", ".hydra"}
 
@@ -83,12 +87,13 @@ def _age(seconds: float) -> str:
 
 def describe_run(run_dir: Path) -> tuple[str, str]:
     """(state, detail) of one run directory."""
+    pid = holder(run_dir)
     result_path = run_dir / RESULT
-    if result_path.exists():
+    if result_path.exists() and pid is None:
         try:
             result = read_result(run_dir)
         except Unreadable as exc:
-            return "failed", f"unreadable: {exc}"
+            return "unreadable", str(exc)
         if result.status == Status.OK:
             return "ok", ""
         return "failed", f"{result.status}: {result.error}"
@@ -101,7 +106,7 @@ def describe_run(run_dir: Path) -> tuple[str, str]:
         except (yaml.YAMLError, KeyError, TypeError):
             total = None
     beats = [p.stat().st_mtime for p in (run_dir / METRICS, run_dir / CHECKPOINT, config) if p.exists()]
-    detail = f"step {steps}/{total if total is not None else '?'}"
+    detail = (f"PID {pid}, " if pid else "") + f"step {steps}/{total if total is not None else '?'}"
     if beats:
         detail += f", last write {_age(max(0.0, time.time() - max(beats)))} ago"
     return "running", detail

@@ -17,11 +17,15 @@ from record.files import (
     ERROR_LOG,
     HYDRA_CONFIG,
     HYDRA_OVERRIDES,
+    LOCK,
     METRICS,
     MULTIRUN,
+    PREVIOUS_CHECKPOINT,
     PREVIOUS_RESULT,
     RESULT,
     SWEEPS,
+    UNREADABLE_CHECKPOINT,
+    RecordWriteError,
     RunDir,
     atomic_write,
 )
@@ -30,8 +34,8 @@ from record.read import Unreadable, eval_rows, load_results, read_json, read_met
 from record.result import NFE_FIELDS, EvalRow, RunResult, Status, StepRow
 
 __all__ = [
-    "CHECKPOINT", "ERROR_LOG", "HYDRA_CONFIG", "HYDRA_OVERRIDES", "METRICS", "MULTIRUN", "PREVIOUS_RESULT", "RESULT",
-    "SWEEPS", "RunDir", "atomic_write", "NOT_FINGERPRINTED", "config_fingerprint", "eval_rows", "load_results",
-    "read_json", "read_metrics", "read_result", "step_rows", "Unreadable", "NFE_FIELDS", "EvalRow", "RunResult",
-    "Status", "StepRow",
+    "CHECKPOINT", "ERROR_LOG", "EvalRow", "HYDRA_CONFIG", "HYDRA_OVERRIDES", "LOCK", "METRICS", "MULTIRUN",
+    "NFE_FIELDS", "NOT_FINGERPRINTED", "PREVIOUS_CHECKPOINT", "PREVIOUS_RESULT", "RESULT", "RecordWriteError",
+    "RunDir", "RunResult", "SWEEPS", "Status", "StepRow", "UNREADABLE_CHECKPOINT", "Unreadable", "atomic_write",
+    "config_fingerprint", "eval_rows", "load_results", "read_json", "read_metrics", "read_result", "step_rows",
 ]

@@ -42,11 +42,20 @@ def read_result(run_dir: str | Path) -> RunResult | None:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every line of the run's metrics.jsonl, in order (empty where there is none)."""
+    """Every complete line of the run's metrics.jsonl, in order (empty where there is none). A line that does not
+    parse (the last one, while a running process writes it, or one a kill cut short) is left out."""
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def step_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -61,7 +70,7 @@ def eval_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def load_results(root: str | Path) -> pd.DataFrame:
     """One row per result.json below `root`; nested fields (e.g. versions) are flattened with dots. A result that
-    cannot be read is kept as a row with status 'failed' and the reason, never dropped."""
+    cannot be read is kept as a row with status 'unreadable' and the reason, never dropped."""
     rows = []
     for path in sorted(Path(root).rglob(RESULT)):
         try:
@@ -69,7 +78,7 @@ def load_results(root: str | Path) -> pd.DataFrame:
             if not isinstance(row, dict):
                 raise Unreadable(f"{path}: holds {type(row).__name__}, not an object of result fields")
         except Unreadable as exc:
-            row = {"status": "failed", "error": f"unreadable: {exc}"}
+            row = {"status": "unreadable", "error": str(exc)}
         row.setdefault("run_dir", str(path.parent))
         rows.append(row)
     if not rows:

@@ -7,11 +7,14 @@ impossible combinations (checked by the classes themselves).
 
 from __future__ import annotations
 
+import difflib
+import functools
 import importlib
 import inspect
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from solvers.base import GradientMethod, SolverSpec
 from tasks.base import DataUnavailable, Task
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # Keys of a config group that describe it rather than being constructor arguments.
 _META_KEYS = ("_target_", "name")
 # Arguments the harness supplies itself.
@@ -100,9 +104,8 @@ def instantiate(node: DictConfig, group: str, fixed: Sequence[str], **supplied: 
     accepted = [p for p in params if p != "self" and p not in fixed]
     for key, value in kwargs.items():
         if key not in accepted:
-            raise ConfigError(
-                f"{group}.{key} is not a setting of {cls.__name__}; its settings are: {', '.join(accepted)}"
-            )
+            raise ConfigError(f"{group}.{key} is not a setting of {cls.__name__}{_did_you_mean(key, accepted, group + '.')}; "
+                              f"its settings are: {', '.join(accepted)}")
         hint = hints.get(key, inspect.Parameter.empty)
         if not _matches(value, hint):
             raise ConfigError(f"{group}.{key} must be {_type_name(hint)}, got {value!r}")
@@ -142,6 +145,56 @@ def build_task(cfg: DictConfig, device: torch.device, dtype: torch.dtype) -> Tas
     if not isinstance(task, Task):
         raise ConfigError(f"task._target_={cfg.task._target_} is not a Task")
     return task
+
+
+def _did_you_mean(key: str, choices: Sequence[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+@functools.cache
+def _schema() -> dict[str, set[str]]:
+    """The keys each plain block may hold, read from the configs themselves (one source): the top level and the
+    train/grad_check/fault blocks from conf/config.yaml, the option groups' nodes from every option of the group.
+    Nodes built from a class (task, method) and the solver are checked against their constructors instead."""
+    base = OmegaConf.load(CONF_DIR / "config.yaml")
+    groups = [next(iter(item)) if isinstance(item, dict) else item for item in OmegaConf.to_container(base.defaults)]
+    schema = {"": {str(k) for k in base if k not in ("defaults", "hydra")} | {g for g in groups if g != "_self_"}
+              | {"sweep"}}  # sweep: an experiment file's reproduction grids (runs.reproduce)
+    schema[""].discard("task_scale")  # a package-global group: its keys land in the blocks above
+    for block in ("train", "grad_check", "fault"):
+        schema[block] = {str(k) for k in base[block]} | _OPTIONAL.get(block, set())
+    for group in ("norm", "scale", "logger"):
+        schema[group] = {str(k) for path in (CONF_DIR / group).glob("*.yaml") for k in OmegaConf.load(path)}
+    return schema
+
+
+# Keys a block may carry that the base config leaves out (adding them there would change every run's fingerprint).
+_OPTIONAL = {"grad_check": {"step_size"}}
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Every key of the composed config must be one the configs define: a misspelt key, even one added with `+`,
+    fails with one sentence naming it and the closest valid one."""
+    schema = _schema()
+    for block, allowed in schema.items():
+        node = cfg if block == "" else cfg.get(block)
+        if not isinstance(node, DictConfig):
+            continue
+        for key in node:
+            if key not in allowed:
+                name = f"{block}.{key}" if block else str(key)
+                where = f"{block} settings" if block else "top-level settings"
+                raise ConfigError(f"{name} is not a setting{_did_you_mean(str(key), sorted(allowed), block and block + '.')}; "
+                                  f"{where}: {', '.join(sorted(allowed))}")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Everything about the config that can be checked before building anything: its keys, the seed, training."""
+    check_keys(cfg)
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
+    check_train(cfg)
 
 
 def check_train(cfg: DictConfig) -> None:

@@ -23,13 +23,27 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from record import CHECKPOINT, METRICS, EvalRow, RunDir, RunResult, Status, StepRow, Unreadable, config_fingerprint, read_result
+from record import (
+    CHECKPOINT,
+    ERROR_LOG,
+    METRICS,
+    PREVIOUS_CHECKPOINT,
+    EvalRow,
+    RunDir,
+    RunResult,
+    Status,
+    StepRow,
+    Unreadable,
+    config_fingerprint,
+    read_result,
+)
+from record.lock import RunLock
 from runs.build import (
     ConfigError,
     build_method,
     build_optimizer,
     build_task,
-    check_train,
+    check_config,
     resolve_device,
     resolve_dtype,
 )
@@ -142,7 +156,8 @@ class Trainer:
         if state is not None:
             self.restore(state)
             log.info("resuming from step %d", self.progress.step)
-        self.record.truncate_metrics(before_step=self.progress.step)
+        for line in self.record.truncate_metrics(before_step=self.progress.step):
+            log.warning(line)
         bar = tqdm(total=train.iterations, initial=self.progress.step, disable=not self.cfg.progress,
                    desc=f"{self.cfg.task.name} {self.method.name}/{self.method.norm}", mininterval=0.5,
                    dynamic_ncols=True, leave=False)
@@ -263,8 +278,16 @@ class Trainer:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> RunResult:
-    """Run (or resume, or skip as already done) the run `cfg` in `run_dir`; return its result."""
+    """Run (or resume, or skip as already done) the run `cfg` in `run_dir`; return its result. Raises `RunLocked`
+    at once when another process is running the same directory, and `RecordWriteError` when not even the result
+    can be written."""
     record = RunDir(run_dir)
+    with RunLock(run_dir):
+        return _run(cfg, record)
+
+
+def _run(cfg: DictConfig, record: RunDir) -> RunResult:
+    run_dir = record.path
     fingerprint = config_fingerprint(cfg)
     try:
         previous = read_result(run_dir)
@@ -279,13 +302,14 @@ def run(cfg: DictConfig, run_dir: Path) -> RunResult:
         log.warning("the finished result is from a different config (code or experiment file changed): running again")
         afresh = True
     if afresh:
-        record.remove(CHECKPOINT, METRICS)
+        record.remove(CHECKPOINT, PREVIOUS_CHECKPOINT, METRICS)
+    record.remove(ERROR_LOG)  # a traceback belongs to the attempt that wrote it
     record.retire_result()  # a failed result stays beside the new attempt (record.PREVIOUS_RESULT)
     wall_start = time.perf_counter()
     result = RunResult(**identity(cfg), run_dir=str(run_dir), config_fingerprint=fingerprint,
                        started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     try:
-        check_train(cfg)
+        check_config(cfg)
         device = resolve_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype)
         torch.manual_seed(cfg.seed)

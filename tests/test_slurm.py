@@ -106,7 +106,7 @@ def test_a_two_cell_sweep_runs_on_slurm_and_a_preempted_cell_is_requeued(slurm_c
     assert same(results["preempt"]) == same(results["plain"])
 
     status = run_cli("-m", "analysis.status", str(tmp_path))
-    assert "| 2     | 2  | 0       | 0      | 0       |" in status.stdout
+    assert "| 2     | 2  | 0       | 0      | 0          | 0       |" in status.stdout
 
     jobs = set(tmp_path.glob(".submitit/*"))
     again = run_cli(*sweep, timeout=240)  # both cells ok: nothing is submitted again

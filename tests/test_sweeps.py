@@ -47,7 +47,7 @@ def test_a_failing_cell_is_isolated_reported_and_alone_rerun(tmp_path):
 
     report = run_cli("-m", "analysis.status", str(tmp_path))
     assert report.returncode == 0, report.stderr
-    assert "| 3     | 1  | 0       | 2      | 0       |" in report.stdout
+    assert "| 3     | 1  | 0       | 2      | 0          | 0       |" in report.stdout
     assert "diverged: Diverged: loss is nan at step 1" in report.stdout
     assert "oom: OutOfMemoryError: simulated out of memory at step 1" in report.stdout
 
