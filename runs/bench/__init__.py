@@ -1,6 +1,9 @@
 """`python -m runs.bench [--section NAME ...]`: the harness's benchmarks, each a section that prints a table and
 writes it to runs/bench/<section>.md. Ratios are measured within one process, same problem, same device.
 
+Sections (one module each, using only the methods' public API): `overhead` (the harness against a bare torchdiffeq
+loop), `reversible` (one gradient against the number of steps: reversible, direct, checkpointing), `methods`
+(every gradient method on three problems). Shared helpers are in `runs.bench.common`.
 To add a section: a module with `run(args) -> str` (Markdown) and one entry in SECTIONS.
 """
 
@@ -8,40 +11,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SECTIONS = {
-    "overhead": "runs.bench_overhead",
-    "reversible": "runs.bench_reversible",
-    "methods": "runs.bench_methods",
+    "overhead": "runs.bench.overhead",
+    "reversible": "runs.bench.reversible",
+    "methods": "runs.bench.methods",
 }
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    """The config `python -m runs.train <overrides>` would run, without launching it."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
-
-
-def synchronizer(device: torch.device) -> Callable[[], None]:
-    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-
-def timed(fn: Callable[[], object], device: torch.device) -> float:
-    sync = synchronizer(device)
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +47,3 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         print(f"(written to {args.out / (name + '.md')})\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

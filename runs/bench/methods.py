@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from runs.bench import CONF_DIR, compose_config, synchronizer
+from runs.bench.common import CONF_DIR, compose_config, synchronizer
 from runs.build import ConfigError, build_method, build_task
 from runs.memory import MIB, saved_tensor_meter
+from solvers.base import trainable
 from solvers.nfe import NFECounter
 
 PROBLEMS = {
@@ -80,9 +81,8 @@ class AuthorsGQ:
 
     def solve(self, field, y0, ts):
         module = _AuthorsField(self.nfe.wrap(field, True), field)
-        params = tuple(p for p in field.parameters() if p.requires_grad)
         return self.odeint(module, y0, ts, rtol=self.rtol, atol=self.atol, gtol=self.gtol, method="dopri5",
-                           adjoint_params=params)
+                           adjoint_params=trainable(field))
 
     def solve_sde(self, *args):
         raise ValueError("the authors' GQ solves ODEs only")
