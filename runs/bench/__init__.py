@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a small shared machine, fewer threads, steadier timings)")
+                        help="torch CPU threads (default 1: on a small shared machine, fewer threads, steadier "
+                             "timings)")
     parser.add_argument("--steps", type=lambda text: [int(n) for n in text.split(",")],
                         help="reversible section: step counts, comma-separated (default 100,1000,10000)")
     parser.add_argument("--problem", action="append", type=int,

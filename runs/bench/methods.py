@@ -6,10 +6,11 @@ the same batches for every method), forward/backward NFE per iteration, memory (
 between forward and backward, on every device; CUDA peak above the model on GPU), and the ratio of ms/iteration to
 the continuous adjoint with the default norm, all measured in one process on one device.
 
-Rows: direct, adjoint, adjoint + seminorm, gq, gq + seminorm, gq with the paper's node rule; the methods issue 8 adds (checkpoint, mali,
-reversible, reversible_heun) when their `conf/method/<name>.yaml` exists; and the authors' own GQ implementation
-(`torch_gq_adjoint` from a-norcliffe/torch_gq_adjoint, their gtol 0.1, their dopri5) when it is importable. It is
-never vendored: install it outside the repository, e.g. put its checkout on a .pth path of the venv.
+Rows: direct, adjoint, adjoint + seminorm, gq, gq + seminorm, gq with the paper's node rule; the methods issue 8
+adds (checkpoint, mali, reversible, reversible_heun) when their `conf/method/<name>.yaml` exists; and the authors'
+own GQ implementation (`torch_gq_adjoint` from a-norcliffe/torch_gq_adjoint, their gtol 0.1, their dopri5) when it
+is importable. It is never vendored: install it outside the repository, e.g. put its checkout on a .pth path of the
+venv.
 """
 
 from __future__ import annotations

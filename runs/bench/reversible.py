@@ -91,7 +91,8 @@ def measure(method, field, y0, ts, repeats: int, device: torch.device) -> dict[s
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated(device) - base) / MIB
     seconds = statistics.median(timed(lambda: one_gradient(method, field, y0, ts), device) for _ in range(repeats))
-    return {"seconds": seconds, "graph_kib": graph["mib"] * 1024, "peak_mib": peak, "nfe": counts.fwd_nfe + counts.bwd_nfe}
+    return {"seconds": seconds, "graph_kib": graph["mib"] * 1024, "peak_mib": peak,
+            "nfe": counts.fwd_nfe + counts.bwd_nfe}
 
 
 def cost_units(field: nn.Module, y0: torch.Tensor, device: torch.device, blocks: int = 7,
@@ -179,7 +180,8 @@ def cost_model_line(units: dict[str, float], steps: tuple[int, ...]) -> str:
         + "; ".join(f"{c} checkpoints " + ", ".join(f"{backward_recomputations(n, c - 1) / n:.2f}" for n in steps)
                     for c in CHECKPOINTS)
         + f" (at {', '.join(map(str, steps))} steps): the model has reversible faster than checkpointing with "
-        + predicted_wins(threshold, steps) + " steps. Since F ≈ 2 B and Rb ≈ 2 GV, r* ≈ 1 + GV / B: reversible pays one more "
+        + predicted_wins(threshold, steps)
+        + " steps. Since F ≈ 2 B and Rb ≈ 2 GV, r* ≈ 1 + GV / B: reversible pays one more "
         "base step forward and one more graph-and-VJP step backward than checkpointing does, which pays instead "
         "its recomputations."
     )
@@ -194,7 +196,8 @@ def wide_field_line(units: dict[str, float], steps: tuple[int, ...]) -> str:
         f"- The same pieces for a field of the same shape large enough that arithmetic decides (1-{width}-1 tanh, "
         f"batch {batch}; pieces timed only, no full gradients): B = {us['B']:.0f} µs, GV = {us['GV'] / us['B']:.2f} B, "
         f"F = {us['F'] / us['B']:.2f} B, Rb = {us['Rb'] / us['B']:.2f} B, r* = {threshold:.2f}; by the model, "
-        f"reversible would be faster than checkpointing with {predicted_wins(threshold, steps)} steps. Since r* ≈ 1 + GV / B and GV "
+        f"reversible would be faster than checkpointing with {predicted_wins(threshold, steps)} steps. Since "
+        "r* ≈ 1 + GV / B and GV "
         "contains a base step's own arithmetic, r* > 2 for any implementation (near 3 when a VJP costs about a "
         "forward step), so schedules that recompute fewer steps per step (many checkpoints, few steps) stay faster."
     )
