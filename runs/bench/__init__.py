@@ -23,7 +23,7 @@ SECTIONS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m runs.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--section", action="append", choices=sorted(SECTIONS), help="default: every section")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
