@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from runs.build import build_method, build_task
-from solvers.base import ADAPTIVE_SOLVERS, FIXED_SOLVERS, SolverSpec
+from solvers.base import SolverSpec
 from solvers.direct import DirectBackprop
 from solvers.direct_rk import DirectRK
 from tasks.base import Solver, Task
@@ -38,7 +38,7 @@ def reference_method(cfg: DictConfig):
     discretise-then-optimise), through the harness's own RK loop where torchdiffeq lacks the scheme."""
     check = cfg.grad_check
     spec = SolverSpec(name=check.solver, rtol=check.rtol, atol=check.atol, step_size=check.get("step_size"))
-    if spec.name in ADAPTIVE_SOLVERS + FIXED_SOLVERS and spec.torchdiffeq:
+    if spec.torchdiffeq:
         return DirectBackprop(spec)
     return DirectRK(spec)
 

@@ -1,7 +1,10 @@
 """How gradients of neural differential equations are computed: the only package that knows about adjoints.
 
-`GradientMethod` (solvers.base) is the interface; one file per method; norms in solvers.norms; NFE counting in
-solvers.nfe. Methods are built from config by `runs.build` through each YAML's `_target_`.
+`GradientMethod` (solvers.base) is the interface, with the helpers methods share; one file per method, holding its
+own mathematics and its class; the stepping core every self-stepping method is built from in solvers.core (terms,
+grids, step-size controller, the one loop, local VJPs); the `solver=` names in solvers.registry (torchdiffeq's
+solver table and solvers.tableaus); norms in solvers.norms; NFE counting in solvers.nfe; typed failures in
+solvers.errors. Methods are built from config by `runs.build` through each YAML's `_target_`.
 """
 
 from solvers.base import GradientMethod, SolverSpec

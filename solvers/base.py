@@ -5,7 +5,10 @@
 never hard-codes a solver. A task only ever calls `method.solve(field, y0, ts)` (or `solve_sde`).
 
 To add a method: subclass `GradientMethod` in a new file of this package, implement `_solve` (and `_solve_sde`
-if it handles SDEs), then add `conf/method/<name>.yaml` with `_target_` naming the class.
+if it handles SDEs), then add `conf/method/<name>.yaml` with `_target_` naming the class. A method that steps the
+tableaus itself subclasses `SteppingMethod` instead and implements `_run` (the stepping core, solvers/core/, does
+the rest). The helpers several methods share live here too: `trainable`, `backward_tolerances`,
+`check_stratonovich`.
 """
 
 from __future__ import annotations
@@ -20,27 +23,23 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from solvers.core import ODETerm, PlainStepper, Schedule, SDETerm, Stepper, Term
 from solvers.nfe import NFECounter
 from solvers.norms import NORMS
-from solvers.tableaus import ALIASES, TABLEAUS, get_tableau, has_tableau
+from solvers.registry import TORCHDIFFEQ_SOLVERS, SolverEntry, solver_entry
+from solvers.tableaus import ALIASES, TABLEAUS, Tableau, get_tableau, has_tableau
 
 log = logging.getLogger(__name__)
-
-# torchdiffeq's solvers, by how they choose steps.
-ADAPTIVE_SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
-FIXED_SOLVERS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
-# Schemes only the harness's own stepping loop has (solvers/tableaus.py), for methods that step themselves.
-TABLEAU_SOLVERS = tuple(name for name in (*TABLEAUS, *ALIASES) if name not in ADAPTIVE_SOLVERS + FIXED_SOLVERS)
 
 
 @dataclass(frozen=True)
 class SolverSpec:
     """How one solve steps: a solver name and either tolerances (adaptive) or a step size (fixed).
 
-    Names are torchdiffeq's solvers and the tableaus of solvers/tableaus.py (`TABLEAU_SOLVERS`: e.g. ralston3,
-    tsit5, heun), the latter only for methods that step themselves. A tableau with embedded weights (dopri5, bosh3,
-    tsit5, heun) takes adaptive steps unless `step_size` is set; a fixed step of an adaptive torchdiffeq solver
-    is again only for methods that step themselves (`GradientMethod.steps_itself`).
+    Names are those of `solvers.registry`: torchdiffeq's solvers and the tableaus of solvers/tableaus.py (e.g.
+    ralston3, tsit5, heun), the latter only for methods that step themselves. A tableau with embedded weights
+    (dopri5, bosh3, tsit5, heun) takes adaptive steps unless `step_size` is set; a fixed step of an adaptive
+    torchdiffeq solver is again only for methods that step themselves (`GradientMethod.steps_itself`).
     """
 
     name: str
@@ -51,11 +50,7 @@ class SolverSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.name not in ADAPTIVE_SOLVERS + FIXED_SOLVERS + TABLEAU_SOLVERS:
-            raise ValueError(
-                f"solver={self.name!r} is not a known solver; choose one of "
-                f"{', '.join(ADAPTIVE_SOLVERS + FIXED_SOLVERS + TABLEAU_SOLVERS)}"
-            )
+        solver_entry(self.name)  # a ValueError naming the choices
         if self.adaptive:
             for key in ("rtol", "atol"):
                 value = getattr(self, key)
@@ -72,19 +67,31 @@ class SolverSpec:
             raise ValueError(f"solver.max_num_steps must be a positive integer, got {self.max_num_steps!r}")
 
     @property
+    def entry(self) -> SolverEntry:
+        """What the solver registry knows of this name (how torchdiffeq steps it, its tableau)."""
+        return solver_entry(self.name)
+
+    @property
     def adaptive(self) -> bool:
-        if self.name in TABLEAU_SOLVERS:
-            return get_tableau(self.name).embedded and self.step_size is None
-        return self.name in ADAPTIVE_SOLVERS and (self.step_size is None or not has_tableau(self.name))
+        """Adaptive steps: a torchdiffeq adaptive solver (a `step_size` makes one with a tableau fixed-step, for
+        methods that step themselves), or a tableau-only scheme with embedded weights and no `step_size`."""
+        entry = self.entry
+        if entry.torchdiffeq is None:
+            return entry.tableau.embedded and self.step_size is None
+        return entry.torchdiffeq_adaptive and (self.step_size is None or entry.tableau is None)
 
     @property
     def torchdiffeq(self) -> bool:
         """Whether torchdiffeq can take these steps (its solver, and no fixed step forced on an adaptive one)."""
-        return self.name in FIXED_SOLVERS or (self.name in ADAPTIVE_SOLVERS and self.adaptive)
+        entry = self.entry
+        return entry.torchdiffeq is not None and (not entry.torchdiffeq_adaptive or self.adaptive)
 
-    def odeint_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for torchdiffeq.odeint / odeint_adjoint."""
+    def odeint_kwargs(self, jump_t: torch.Tensor | None = None) -> dict[str, Any]:
+        """Keyword arguments for torchdiffeq.odeint / odeint_adjoint; `jump_t` (times where the field is
+        discontinuous) goes into the options when given."""
         options = dict(self.options)
+        if jump_t is not None:
+            options["jump_t"] = jump_t
         if self.adaptive:
             if self.max_num_steps is not None:
                 options["max_num_steps"] = self.max_num_steps
@@ -103,14 +110,18 @@ class GradientMethod(abc.ABC):
       backward_solve  - True when the backward pass is itself an adaptive solve that a norm can steer; norms
                         other than `default` are only meaningful (and only allowed) for such methods.
       supports_jump_t - True when `_solve` accepts the keyword `jump_t` (see `solve`).
+      steps_itself    - True for methods that step the tableaus of solvers/tableaus.py themselves (the stepping core,
+                        solvers/core/) rather than through torchdiffeq (see `SteppingMethod`); decides which
+                        `solver=` names the method accepts.
+      own_scheme      - for a method whose scheme is its own whatever `solver=` says (e.g. MALI's asynchronous
+                        leapfrog): the scheme's name; such a method takes fixed steps and reads only the step size.
     """
 
     name: ClassVar[str]
     backward_solve: ClassVar[bool] = False
-    # True for methods that step the tableaus of solvers/tableaus.py themselves (solvers/rk.py) rather than
-    # through torchdiffeq; decides which `solver=` names the method accepts.
     steps_itself: ClassVar[bool] = False
     supports_jump_t: ClassVar[bool] = False
+    own_scheme: ClassVar[str | None] = None
     _warned_jump_t: bool = False
 
     def __init__(self, solver: SolverSpec, norm: str = "default") -> None:
@@ -135,16 +146,20 @@ class GradientMethod(abc.ABC):
     def check_solver(self, solver: SolverSpec) -> None:
         """Fail, in one sentence, on a solver this method cannot step."""
         own = "methods that step the tableaus themselves (e.g. method=reversible, checkpoint, direct_rk)"
-        if self.steps_itself:
+        if self.own_scheme is not None:
+            if solver.adaptive or solver.step_size is None:
+                raise ValueError(f"method={self.name} takes fixed steps; set solver.step_size (solver={solver.name} "
+                                 f"gives only the step size, the scheme is always {self.own_scheme})")
+        elif self.steps_itself:
             if not has_tableau(solver.name):
                 raise ValueError(
                     f"solver={solver.name} has no Butcher tableau in solvers/tableaus.py, and method={self.name} "
                     f"steps those itself; choose one of {', '.join((*TABLEAUS, *ALIASES))}"
                 )
-        elif solver.name not in ADAPTIVE_SOLVERS + FIXED_SOLVERS:
+        elif solver.entry.torchdiffeq is None:
             raise ValueError(
                 f"solver={solver.name} is not a torchdiffeq solver, and method={self.name} solves through "
-                f"torchdiffeq; use one of {', '.join(ADAPTIVE_SOLVERS + FIXED_SOLVERS)}, or one of the {own}"
+                f"torchdiffeq; use one of {', '.join(TORCHDIFFEQ_SOLVERS)}, or one of the {own}"
             )
         elif not solver.torchdiffeq:
             raise ValueError(
@@ -186,3 +201,66 @@ class GradientMethod(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """What the run record says about this method beyond its name (e.g. the backward tolerances)."""
         return {}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Helpers shared by several methods
+
+
+def trainable(module: Any) -> tuple[torch.Tensor, ...]:
+    """The parameters a gradient is taken for: those of `module` (a field, counted or not) that require grad."""
+    return tuple(p for p in module.parameters() if p.requires_grad)
+
+
+def backward_tolerances(solver: SolverSpec, rtol: float | None, atol: float | None) -> tuple[Any, Any]:
+    """The backward solve's (rtol, atol) from `method.adjoint_rtol` / `method.adjoint_atol`: each a number in (0, 1),
+    or None for the forward solve's own."""
+    for key, value in (("adjoint_rtol", rtol), ("adjoint_atol", atol)):
+        if value is not None and not (isinstance(value, (int, float)) and 0 < value < 1):
+            raise ValueError(f"method.{key} must be a number in (0, 1) or null, got {value!r}")
+    return (rtol if rtol is not None else solver.rtol, atol if atol is not None else solver.atol)
+
+
+def check_stratonovich(method: GradientMethod, sde: Any, tableau: Tableau) -> None:
+    """The RK-as-SDE-step converges to the Stratonovich solution only for schemes of order >= 2, with fixed steps."""
+    if getattr(sde, "sde_type", "stratonovich") != "stratonovich":
+        raise ValueError(f"method={method.name} solves Stratonovich SDEs; this SDE has sde_type={sde.sde_type}")
+    if tableau.order < 2:
+        raise ValueError(f"solver={tableau.name} converges to the Ito solution of an SDE; method={method.name} needs a "
+                         "Stratonovich scheme (a tableau of order >= 2, e.g. solver=midpoint or heun)")
+    if method.solver.adaptive:
+        raise ValueError(f"method={method.name} solves SDEs with fixed steps; set solver.step_size")
+
+
+class SteppingMethod(GradientMethod):
+    """A method that steps the tableau `solver=` names itself, with the stepping core (solvers/core/), for ODEs and
+    Stratonovich SDEs alike. A subclass says how it differentiates the solve (`_run`) and, when its scheme is not
+    the base scheme y + Psi_h(t, y), which stepper it steps (`_stepper`)."""
+
+    steps_itself = True
+
+    def __init__(self, solver: SolverSpec, norm: str = "default") -> None:
+        super().__init__(solver, norm)
+        self.tableau = get_tableau(solver.name)
+
+    def stepper(self, field: nn.Module) -> Stepper:
+        """The stepper `solve(field, ...)` steps, on the field counted by this method's counter just as `solve`
+        counts it: the per-step pieces a solve is made of, for cost models that time single steps (runs.bench's
+        reversible section). Steps taken with it outside a solve are reported with `solvers.nfe.report_step`."""
+        counted = self.nfe.wrap(field, self.solver.adaptive)
+        return self._stepper(ODETerm(counted), counted)
+
+    def _stepper(self, term: Term, field: Any, bm: Any = None) -> Stepper:
+        """The base scheme's stepper; `field` is the counted field or SDE (it takes the step callbacks)."""
+        return PlainStepper(term, self.tableau, bm=bm, field=field)
+
+    @abc.abstractmethod
+    def _run(self, stepper: Stepper, schedule: Schedule, y0: torch.Tensor) -> torch.Tensor:
+        """The differentiable solve: y at every output time of `schedule`, stacked."""
+
+    def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+        return self._run(self._stepper(ODETerm(field), field), Schedule.build(self.solver, self.tableau, ts), y0)
+
+    def _solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor:
+        check_stratonovich(self, sde, self.tableau)
+        return self._run(self._stepper(SDETerm(sde), sde, bm), Schedule.build(self.solver, self.tableau, ts), y0)

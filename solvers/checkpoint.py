@@ -25,13 +25,11 @@ from math import comb
 from typing import Any
 
 import torch
-from torch import nn
 from torch.autograd.function import once_differentiable
 
-from solvers.base import GradientMethod, SolverSpec
-from solvers.reversible import check_stratonovich, trainable
-from solvers.rk import ODETerm, PlainStepper, Schedule, SDETerm, output_gradient, report_step
-from solvers.tableaus import get_tableau
+from solvers.base import SolverSpec, SteppingMethod, trainable
+from solvers.core import OutputGradients, PlainStepper, Schedule
+from solvers.nfe import report_step
 
 
 def _beta(c: int, t: int) -> int:
@@ -105,14 +103,12 @@ class _CheckpointedSolve(torch.autograd.Function):
         saved = ctx.saved_tensors
         y0, params = saved[0], tuple(saved[1 : 1 + ctx.n_params])
         stored = dict(zip(ctx.kept_index, saved[1 + ctx.n_params :]))
-        weights = grid.output_weights()
+        outputs = OutputGradients(grid, grad_ys)
         grads = [torch.zeros_like(p) for p in params]
         times = grid.times
 
         def grad_step(k: int, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-            g_out = output_gradient(weights, k + 1, grad_ys)
-            if g_out is not None:
-                adj = adj + g_out
+            adj = outputs.add_to(adj, k + 1)
             adj = stepper.grad_step(times[k], times[k + 1], x, adj, params, grads)
             report_step(stepper.field, True)
             return adj
@@ -131,36 +127,23 @@ class _CheckpointedSolve(torch.autograd.Function):
 
         with torch.no_grad():
             adj = reverse(0, grid.steps, y0, ctx.free, torch.zeros_like(y0))
-        g_out = output_gradient(weights, 0, grad_ys)
-        if g_out is not None:
-            adj = adj + g_out
-        return (None, None, None, adj, *grads)
+        return (None, None, None, outputs.add_to(adj, 0), *grads)
 
 
-class RecursiveCheckpoint(GradientMethod):
+class RecursiveCheckpoint(SteppingMethod):
     """Binomial checkpointing over the tableau `solver=` names; `checkpoints` states stored (null: every step)."""
 
     name = "checkpoint"
-    steps_itself = True
 
     def __init__(self, solver: SolverSpec, norm: str = "default", checkpoints: int | None = 8) -> None:
         super().__init__(solver, norm)
         if checkpoints is not None and (not isinstance(checkpoints, int) or checkpoints < 1):
             raise ValueError(f"method.checkpoints must be a positive integer or null, got {checkpoints!r}")
         self.checkpoints = checkpoints
-        self.tableau = get_tableau(solver.name)
 
-    def _run(self, stepper: PlainStepper, y0: torch.Tensor, ts: torch.Tensor, module) -> torch.Tensor:
-        schedule = Schedule.build(self.solver, self.tableau, ts)
+    def _run(self, stepper: PlainStepper, schedule: Schedule, y0: torch.Tensor) -> torch.Tensor:
         free = None if self.checkpoints is None else self.checkpoints - 1
-        return _CheckpointedSolve.apply(stepper, schedule, free, y0, *trainable(module))
-
-    def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
-        return self._run(PlainStepper(ODETerm(field), self.tableau, field=field), y0, ts, field)
-
-    def _solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor:
-        check_stratonovich(self, sde, self.tableau)
-        return self._run(PlainStepper(SDETerm(sde), self.tableau, bm=bm, field=sde), y0, ts, sde)
+        return _CheckpointedSolve.apply(stepper, schedule, free, y0, *trainable(stepper.field))
 
     def describe(self) -> dict[str, Any]:
         return {"checkpoints": self.checkpoints}

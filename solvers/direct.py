@@ -31,10 +31,7 @@ class DirectBackprop(GradientMethod):
 
     def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor,
                jump_t: torch.Tensor | None = None) -> torch.Tensor:
-        kwargs = self.solver.odeint_kwargs()
-        if jump_t is not None:
-            kwargs["options"]["jump_t"] = jump_t
-        return torchdiffeq.odeint(field, y0, ts, **kwargs)
+        return torchdiffeq.odeint(field, y0, ts, **self.solver.odeint_kwargs(jump_t))
 
     def _solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor:
         self.sde.check(sde)

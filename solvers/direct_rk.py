@@ -9,30 +9,14 @@ reference the memory-bounded methods are checked against. No backward NFE.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torch import nn
 
-from solvers.base import GradientMethod, SolverSpec
-from solvers.reversible import check_stratonovich
-from solvers.rk import ODETerm, PlainStepper, Schedule, SDETerm
-from solvers.tableaus import get_tableau
+from solvers.base import SteppingMethod
+from solvers.core import PlainStepper, Schedule
 
 
-class DirectRK(GradientMethod):
+class DirectRK(SteppingMethod):
     name = "direct_rk"
-    steps_itself = True
 
-    def __init__(self, solver: SolverSpec, norm: str = "default") -> None:
-        super().__init__(solver, norm)
-        self.tableau = get_tableau(solver.name)
-
-    def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
-        stepper = PlainStepper(ODETerm(field), self.tableau, field=field)
-        return torch.stack(stepper.run(Schedule.build(self.solver, self.tableau, ts), y0)[0])
-
-    def _solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor:
-        check_stratonovich(self, sde, self.tableau)
-        stepper = PlainStepper(SDETerm(sde), self.tableau, bm=bm, field=sde)
-        return torch.stack(stepper.run(Schedule.build(self.solver, self.tableau, ts), y0)[0])
+    def _run(self, stepper: PlainStepper, schedule: Schedule, y0: torch.Tensor) -> torch.Tensor:
+        return torch.stack(stepper.run(schedule, y0)[0])

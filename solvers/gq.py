@@ -50,7 +50,8 @@ import torch
 import torchdiffeq
 from torch import nn
 
-from solvers.base import GradientMethod, SolverSpec
+from solvers.base import GradientMethod, SolverSpec, backward_tolerances, trainable
+from solvers.nfe import counter_of, unwrap
 from solvers.norms import get_norm
 
 
@@ -81,18 +82,6 @@ def node_counts(gtol: float, fwd_nfe: int, dt: float, span: float, min_nodes: in
     wanted = max(math.ceil(gtol * fwd_nfe * abs(dt) / abs(span)) if span else 1, min_nodes, 1)
     panels = math.ceil(wanted / max_nodes)
     return [math.ceil(wanted / panels)] * panels
-
-
-def _raw_field(field: Any) -> Any:
-    """The task's own module inside the NFE-counting wrapper (vmap must see the module, not the counter)."""
-    return getattr(field, "field", field)
-
-
-def _count(field: Any, n: int) -> None:
-    counter = getattr(field, "counter", None)
-    if counter is not None:
-        for _ in range(n):
-            counter.evaluation()
 
 
 class _StepRecorder:
@@ -143,7 +132,7 @@ class _GQFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, method: GaussLegendreAdjoint, field: Any, y0: torch.Tensor, ts: torch.Tensor,
                 *params: torch.Tensor) -> torch.Tensor:
-        counter = getattr(field, "counter", None)
+        counter = counter_of(field)
         before = counter.counts.fwd_nfe if counter is not None else 0
         recorder = _StepRecorder(field)
         ys = torchdiffeq.odeint(recorder, y0, ts, **method.solver.odeint_kwargs())
@@ -200,12 +189,8 @@ class GaussLegendreAdjoint(GradientMethod):
         if not (isinstance(min_nodes, int) and isinstance(max_nodes, int) and 1 <= min_nodes <= max_nodes):
             raise ValueError("method.min_nodes and method.max_nodes must be integers with 1 <= min_nodes <= max_nodes, "
                              f"got {min_nodes!r} and {max_nodes!r}")
-        for key, value in (("adjoint_rtol", adjoint_rtol), ("adjoint_atol", adjoint_atol)):
-            if value is not None and not (isinstance(value, (int, float)) and 0 < value < 1):
-                raise ValueError(f"method.{key} must be a number in (0, 1) or null, got {value!r}")
         self.gtol, self.min_nodes, self.max_nodes = float(gtol), min_nodes, max_nodes
-        self.adjoint_rtol = adjoint_rtol if adjoint_rtol is not None else solver.rtol
-        self.adjoint_atol = adjoint_atol if adjoint_atol is not None else solver.atol
+        self.adjoint_rtol, self.adjoint_atol = backward_tolerances(solver, adjoint_rtol, adjoint_atol)
         if not (isinstance(nodes_per_call, int) and nodes_per_call >= 1):
             raise ValueError(f"method.nodes_per_call must be a positive integer, got {nodes_per_call!r}")
         self.batch_nodes = batch_nodes
@@ -215,8 +200,7 @@ class GaussLegendreAdjoint(GradientMethod):
         self.last_nodes: list[int] = []  # nodes per interval of the latest backward pass (for tests and records)
 
     def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
-        params = tuple(p for p in field.parameters() if p.requires_grad)
-        return _GQFunction.apply(self, field, y0, ts, *params)
+        return _GQFunction.apply(self, field, y0, ts, *trainable(field))
 
     # the backward pass
     def _adjoint_kwargs(self, dynamics: _AugmentedDynamics) -> dict[str, Any]:
@@ -270,8 +254,10 @@ class GaussLegendreAdjoint(GradientMethod):
             return grads
         nodes, weights, y_nodes, a_nodes = gathered
         weighted = a_nodes * weights.reshape(-1, *([1] * (a_nodes.dim() - 1)))
-        _count(field, len(nodes))
-        raw = _raw_field(field)
+        counter = counter_of(field)
+        if counter is not None:  # the nodes' evaluations, made below on the unwrapped module in batched calls
+            counter.add_evaluations(len(nodes))
+        raw = unwrap(field)
         for chunk in range(0, len(nodes), self.nodes_per_call):
             part = slice(chunk, chunk + self.nodes_per_call)
             for g, dg in zip(grads, self._integrand_vjp(raw, nodes[part], y_nodes[part], weighted[part], params)):

@@ -11,30 +11,46 @@ for the local VJP; then a VJP through v_0 = f(t_0, z_0). Second order.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from solvers.base import GradientMethod, SolverSpec
-from solvers.reversible import trainable
-from solvers.rk import Grid, check_times, fixed_grid, output_gradient, report_step
+from solvers.base import GradientMethod, SolverSpec, trainable
+from solvers.core import OutputGradients, Schedule, accumulate, integrate, vjp
+from solvers.nfe import report_step
+
+State = tuple[torch.Tensor, torch.Tensor]
 
 
-class _ALF:
-    def __init__(self, field, eta: float) -> None:
+class LeapfrogStepper:
+    """The damped asynchronous leapfrog step on the state (z, v), forwards (`step`) and exactly backwards
+    (`inverse`); its solution is z. Fixed steps only, so it has no error estimate (`step_with_error`)."""
+
+    def __init__(self, field: Any, eta: float) -> None:
         self.field, self.eta = field, eta
 
     def f(self, t: float, y: torch.Tensor) -> torch.Tensor:
         return self.field(torch.full((), t, dtype=y.dtype, device=y.device), y)
 
-    def step(self, t0: float, t1: float, z: torch.Tensor, v: torch.Tensor):
+    def initial_state(self, t0: float, y0: torch.Tensor) -> State:
+        """(z_0, v_0) = (y_0, f(t_0, y_0))."""
+        return y0, self.f(t0, y0)
+
+    def step(self, t0: float, t1: float, state: State) -> State:
+        z, v = state
         h = t1 - t0
         k = z + v * (h / 2)
         u = self.f(t0 + h / 2, k)
         v1 = v + 2 * self.eta * (u - v)
         return k + v1 * (h / 2), v1
 
-    def inverse(self, t0: float, t1: float, z1: torch.Tensor, v1: torch.Tensor):
+    def solution(self, state: State) -> torch.Tensor:
+        return state[0]
+
+    def inverse(self, t0: float, t1: float, state: State) -> State:
+        z1, v1 = state
         h = t1 - t0
         k = z1 - v1 * (h / 2)
         u = self.f(t0 + h / 2, k)
@@ -44,14 +60,8 @@ class _ALF:
 
 class _MALISolve(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, alf: _ALF, grid: Grid, y0: torch.Tensor, *params: torch.Tensor):
-        z, v = y0, alf.f(grid.times[0], y0)
-        wanted, outputs = set(grid.outputs), [y0] if 0 in grid.outputs else []
-        for n in range(grid.steps):
-            z, v = alf.step(grid.times[n], grid.times[n + 1], z, v)
-            report_step(alf.field, True)
-            if n + 1 in wanted:
-                outputs.append(z)
+    def forward(ctx, alf: LeapfrogStepper, schedule: Schedule, y0: torch.Tensor, *params: torch.Tensor):
+        outputs, (z, v), grid = integrate(alf, schedule, alf.initial_state(schedule.times[0], y0))
         ctx.alf, ctx.grid = alf, grid
         ctx.save_for_backward(y0, z, v, *params)
         return torch.stack(outputs)
@@ -61,40 +71,32 @@ class _MALISolve(torch.autograd.Function):
     def backward(ctx, grad_ys):
         alf, grid = ctx.alf, ctx.grid
         y0, z, v, *params = ctx.saved_tensors
-        weights, times = grid.output_weights(), grid.times
+        outputs, times = OutputGradients(grid, grad_ys), grid.times
         grads = [torch.zeros_like(p) for p in params]
         a_z, a_v = torch.zeros_like(z), torch.zeros_like(v)
-
-        def vjp(outputs, inputs, grad_outputs):
-            g = torch.autograd.grad(outputs, inputs, grad_outputs, allow_unused=True)
-            for i, gi in enumerate(g[len(g) - len(params):]):
-                if gi is not None:
-                    grads[i] += gi
-            return g
-
         for n in range(grid.steps - 1, -1, -1):
-            g = output_gradient(weights, n + 1, grad_ys)
-            if g is not None:
-                a_z = a_z + g
+            a_z = outputs.add_to(a_z, n + 1)
             with torch.no_grad():
-                z, v = alf.inverse(times[n], times[n + 1], z, v)
+                z, v = alf.inverse(times[n], times[n + 1], (z, v))
             with torch.enable_grad():
                 z_, v_ = z.detach().requires_grad_(True), v.detach().requires_grad_(True)
-                z1, v1 = alf.step(times[n], times[n + 1], z_, v_)
-                a_z, a_v = vjp((z1, v1), (z_, v_, *params), (a_z, a_v))[:2]
+                z1, v1 = alf.step(times[n], times[n + 1], (z_, v_))
+                g = vjp((z1, v1), (z_, v_, *params), (a_z, a_v))
+            accumulate(grads, g[2:])
+            a_z, a_v = g[:2]
             report_step(alf.field, True)
-        g = output_gradient(weights, 0, grad_ys)
-        if g is not None:
-            a_z = a_z + g
-        with torch.enable_grad():
+        a_z = outputs.add_to(a_z, 0)
+        with torch.enable_grad():  # v_0 = f(t_0, z_0)
             z_ = y0.detach().requires_grad_(True)
             g = vjp(alf.f(times[0], z_), (z_, *params), a_v)
+        accumulate(grads, g[1:])
         grad_y0 = a_z if g[0] is None else a_z + g[0]
         return (None, None, grad_y0, *grads)
 
 
 class MALI(GradientMethod):
     name = "mali"
+    own_scheme = "the asynchronous leapfrog"
 
     def __init__(self, solver: SolverSpec, norm: str = "default", eta: float = 1.0) -> None:
         super().__init__(solver, norm)
@@ -102,11 +104,6 @@ class MALI(GradientMethod):
             raise ValueError(f"method.eta must be in (0, 1] and not 0.5 (not invertible there), got {eta!r}")
         self.eta = float(eta)
 
-    def check_solver(self, solver: SolverSpec) -> None:
-        if solver.adaptive or solver.step_size is None:
-            raise ValueError(f"method={self.name} takes fixed steps; set solver.step_size (solver={solver.name} "
-                             "gives only the step size, the scheme is always the asynchronous leapfrog)")
-
     def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
-        grid = fixed_grid(check_times(ts), self.solver.step_size)
-        return _MALISolve.apply(_ALF(field, self.eta), grid, y0, *trainable(field))
+        schedule = Schedule.fixed(ts, self.solver.step_size)
+        return _MALISolve.apply(LeapfrogStepper(field, self.eta), schedule, y0, *trainable(field))

@@ -8,6 +8,13 @@ whole backward solve, checkpointing counts its recomputation.
 
 Steps are counted through torchdiffeq's step callbacks with the same forward/backward rule; rejected steps
 exist only for adaptive solvers (accepted = attempted - rejected).
+
+The public API for code that solves with a counted field (a method, the stepping core):
+- `counter_of(field)`: the `NFECounter` a counted field reports to (None when nobody counts it);
+- `unwrap(field)`: the task's own module inside the counting wrapper (for torch.func.vmap, which must see the
+  module itself; calls made on it are not counted, so count them with `add_evaluations`);
+- `NFECounter.add_evaluations(n)`: n evaluations at once (e.g. GQ's quadrature nodes, evaluated in batched calls);
+- `report_step(field, accepted)`: a step taken by a solver of our own, reported as torchdiffeq reports its steps.
 """
 
 from __future__ import annotations
@@ -52,10 +59,20 @@ class NFECounter:
         return counts
 
     def evaluation(self) -> None:
+        """Count one field evaluation (the counted field's every call: written out rather than through
+        `add_evaluations(1)`, which would add a call to the hot path)."""
         if in_backward():
             self.counts.bwd_nfe += 1
         else:
             self.counts.fwd_nfe += 1
+
+    def add_evaluations(self, n: int) -> None:
+        """Count n field evaluations (backward ones while autograd runs a backward pass), e.g. n evaluations made
+        in one batched call of the unwrapped field."""
+        if in_backward():
+            self.counts.bwd_nfe += n
+        else:
+            self.counts.fwd_nfe += n
 
     def step(self) -> None:
         if in_backward():
@@ -132,3 +149,27 @@ class CountedSDE(nn.Module):
         if hasattr(self.sde, "f_and_g"):
             return self.sde.f_and_g(t, y)
         return self.sde.f(t, y), self.sde.g(t, y)
+
+
+def counter_of(field: object) -> NFECounter | None:
+    """The counter a field wrapped by `NFECounter.wrap` or `wrap_sde` reports to; None for a field nobody counts."""
+    return field.counter if isinstance(field, (CountedField, CountedSDE)) else None
+
+
+def unwrap(field: object) -> object:
+    """The task's own module inside a counting wrapper (the field itself when it is not wrapped). Its calls are not
+    counted: count them with `counter_of(field).add_evaluations(n)`."""
+    if isinstance(field, CountedField):
+        return field.field
+    if isinstance(field, CountedSDE):
+        return field.sde
+    return field
+
+
+def report_step(field: object, accepted: bool = True) -> None:
+    """Report one step of a solver of our own to the field's step callbacks, as torchdiffeq reports its steps
+    (`callback_step`, or `callback_reject_step` for a rejected one): a counted field counts it, any other field
+    that has the callback sees it, and a field without it is left alone."""
+    callback = getattr(field, "callback_step" if accepted else "callback_reject_step", None)
+    if callback is not None:
+        callback(None, None, None)

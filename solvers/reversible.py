@@ -42,37 +42,29 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 from torch.autograd.function import once_differentiable
 
-from solvers.base import GradientMethod, SolverSpec
-from solvers.rk import (
-    ODETerm,
-    OutputCollector,
-    Schedule,
-    SDETerm,
-    accumulate,
-    brownian_increment,
-    output_gradient,
-    report_step,
-    rk_increment,
-    vjp,
-)
-from solvers.tableaus import Tableau, get_tableau
+from solvers.base import SolverSpec, SteppingMethod, trainable
+from solvers.core import OutputGradients, Schedule, Term, accumulate, brownian_increment, integrate, rk_increment, vjp
+from solvers.nfe import report_step
+from solvers.tableaus import Tableau
 
 BACKWARDS = ("reconstruct", "autograd")
+Pair = tuple[torch.Tensor, torch.Tensor]
 
 
 class ReversibleStepper:
-    """The reversible pair's forward and backward steps for one solve (term, tableau, lambda, Brownian object).
+    """The reversible pair's forward and backward steps for one solve (term, tableau, lambda, Brownian object); its
+    state is the pair (y, z), its solution y. Public per-step pieces: `step` / `step_with_error` (forward) and
+    `inverse_step` (one step of the backward pass), which runs.bench's cost model also times.
 
     Written for a small per-step cost, since on small fields the operations around the field evaluations cost about as
     much as the evaluations themselves: each base step adds its stages straight into the quantity the step needs
     (y_{n+1}, z_{n+1}, z_n) with `rk_increment(base=..., scale=...)`; the time t_{n+1} shared by two consecutive
-    steps is one tensor; the local VJPs call autograd's engine directly (`solvers.rk.vjp`); parameter gradients
+    steps is one tensor; the local VJPs call autograd's engine directly (`solvers.core.vjp`); parameter gradients
     accumulate with one fused call per VJP."""
 
-    def __init__(self, term, tableau: Tableau, coupling: float, bm: Any = None, field: Any = None) -> None:
+    def __init__(self, term: Term, tableau: Tableau, coupling: float, bm: Any = None, field: Any = None) -> None:
         self.term, self.tableau, self.lam, self.bm = term, tableau, coupling, bm
         self.field = field  # receives step callbacks (the NFE counter's wrapper)
         self._last_time: tuple[float, torch.dtype, torch.Tensor] | None = None
@@ -90,7 +82,7 @@ class ReversibleStepper:
     def _dw(self, t0: float, t1: float) -> torch.Tensor | None:
         return brownian_increment(self.bm, t0, t1)
 
-    def step(self, t0: float, t1: float, y: torch.Tensor, z: torch.Tensor, error: bool = False):
+    def _pair_step(self, t0: float, t1: float, y: torch.Tensor, z: torch.Tensor, error: bool):
         """(y_{n+1}, z_{n+1}) from (y_n, z_n); with `error`, also the backward base step's error estimate."""
         h, dw, lam = t1 - t0, self._dw(t0, t1), self.lam
         # y_{n+1} = lam y_n + (1 - lam) z_n + Psi_h(t_n, z_n)
@@ -101,6 +93,19 @@ class ReversibleStepper:
                             error=error, base=z, scale=-1.0)
         z1, err = back if error else (back, None)
         return y1, z1, err
+
+    def step(self, t0: float, t1: float, state: Pair) -> Pair:
+        """(y_{n+1}, z_{n+1}) from state = (y_n, z_n)."""
+        y1, z1, _ = self._pair_step(t0, t1, *state, error=False)
+        return y1, z1
+
+    def step_with_error(self, t0: float, t1: float, state: Pair) -> tuple[Pair, torch.Tensor]:
+        """((y_{n+1}, z_{n+1}), the backward base step's error estimate), as the authors' diffrax code estimates it."""
+        y1, z1, err = self._pair_step(t0, t1, *state, error=True)
+        return (y1, z1), err
+
+    def solution(self, state: Pair) -> torch.Tensor:
+        return state[0]
 
     def inverse_step(self, t0: float, t1: float, y1: torch.Tensor, z1: torch.Tensor, a_y: torch.Tensor,
                      a_z: torch.Tensor | None, params: tuple[torch.Tensor, ...], grads: list[torch.Tensor]):
@@ -135,41 +140,13 @@ class ReversibleStepper:
         return y0, z0, a_y * lam if lam != 1 else a_y, a_z_new
 
 
-def run_forward(stepper: ReversibleStepper, schedule: Schedule, y0: torch.Tensor):
-    """The reversible solve under whatever grad mode is on: (outputs at ts, y_N, z_N, grid)."""
-    collector = OutputCollector(schedule.times)
-    final: dict[str, torch.Tensor] = {}
-
-    def on_accept(index, t, state):
-        final["y"], final["z"] = state
-        collector.accept(index, t, state[0])
-
-    if schedule.grid is not None:
-        times, state = schedule.grid.times, (y0, y0)
-        on_accept(0, times[0], state)
-        for n in range(len(times) - 1):
-            y, z, _ = stepper.step(times[n], times[n + 1], *state)
-            state = (y, z)
-            report_step(stepper.field, True)
-            on_accept(n + 1, times[n + 1], state)
-        return collector.values, final["y"], final["z"], collector.grid(times)
-
-    def try_step(t, h, state):
-        y, z = state
-        y1, z1, err = stepper.step(t, t + h, y, z, error=True)
-        return (y1, z1), err, y, y1
-
-    accepted = schedule.drive(stepper.term, y0, (y0, y0), try_step, on_accept, stepper.field)
-    return collector.values, final["y"], final["z"], collector.grid(accepted)
-
-
 class _ReversibleSolve(torch.autograd.Function):
     """Forward: the reversible solve without a graph. Backward: reconstruct pair by pair, one local VJP per base
     step; only the final pair is saved, whatever the number of steps."""
 
     @staticmethod
     def forward(ctx, stepper: ReversibleStepper, schedule: Schedule, y0: torch.Tensor, *params: torch.Tensor):
-        outputs, y, z, grid = run_forward(stepper, schedule, y0)
+        outputs, (y, z), grid = integrate(stepper, schedule, (y0, y0))
         ctx.stepper, ctx.grid = stepper, grid
         ctx.save_for_backward(y, z, *params)
         return torch.stack(outputs)
@@ -180,32 +157,23 @@ class _ReversibleSolve(torch.autograd.Function):
         stepper, grid = ctx.stepper, ctx.grid
         y, z, *params = ctx.saved_tensors
         params = tuple(params)
-        weights = grid.output_weights()
+        outputs = OutputGradients(grid, grad_ys)
         grads = [torch.zeros_like(p) for p in params]
         a_y = torch.zeros_like(y)
         a_z = None
         for n in range(grid.steps - 1, -1, -1):
-            g = output_gradient(weights, n + 1, grad_ys)
-            if g is not None:
-                a_y = a_y + g
+            a_y = outputs.add_to(a_y, n + 1)
             y, z, a_y, a_z = stepper.inverse_step(grid.times[n], grid.times[n + 1], y, z, a_y, a_z, params, grads)
             report_step(stepper.field, True)
-        g = output_gradient(weights, 0, grad_ys)
-        if g is not None:
-            a_y = a_y + g
+        a_y = outputs.add_to(a_y, 0)
         grad_y0 = a_y + a_z if a_z is not None else a_y
         return (None, None, grad_y0, *grads)
 
 
-def trainable(module) -> tuple[torch.Tensor, ...]:
-    return tuple(p for p in module.parameters() if p.requires_grad)
-
-
-class Reversible(GradientMethod):
+class Reversible(SteppingMethod):
     """McCallum–Foster reversible solver over the tableau `solver=` names; `coupling` is lambda in (0, 1]."""
 
     name = "reversible"
-    steps_itself = True
 
     def __init__(self, solver: SolverSpec, norm: str = "default", coupling: float = 0.999,
                  backward: str = "reconstruct") -> None:
@@ -216,33 +184,14 @@ class Reversible(GradientMethod):
             raise ValueError(f"method.backward={backward!r} is not a choice; choose one of {', '.join(BACKWARDS)}")
         self.coupling = float(coupling)
         self.backward = backward
-        self.tableau = get_tableau(solver.name)
 
-    def _run(self, stepper: ReversibleStepper, y0: torch.Tensor, ts: torch.Tensor, module) -> torch.Tensor:
-        schedule = Schedule.build(self.solver, self.tableau, ts)
+    def _stepper(self, term: Term, field: Any, bm: Any = None) -> ReversibleStepper:
+        return ReversibleStepper(term, self.tableau, self.coupling, bm=bm, field=field)
+
+    def _run(self, stepper: ReversibleStepper, schedule: Schedule, y0: torch.Tensor) -> torch.Tensor:
         if self.backward == "autograd":  # plain backprop through the same discrete solve (memory grows with steps)
-            return torch.stack(run_forward(stepper, schedule, y0)[0])
-        return _ReversibleSolve.apply(stepper, schedule, y0, *trainable(module))
-
-    def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
-        stepper = ReversibleStepper(ODETerm(field), self.tableau, self.coupling, field=field)
-        return self._run(stepper, y0, ts, field)
-
-    def _solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor:
-        check_stratonovich(self, sde, self.tableau)
-        stepper = ReversibleStepper(SDETerm(sde), self.tableau, self.coupling, bm=bm, field=sde)
-        return self._run(stepper, y0, ts, sde)
+            return torch.stack(integrate(stepper, schedule, (y0, y0))[0])
+        return _ReversibleSolve.apply(stepper, schedule, y0, *trainable(stepper.field))
 
     def describe(self) -> dict[str, Any]:
         return {"coupling": self.coupling}
-
-
-def check_stratonovich(method: GradientMethod, sde, tableau: Tableau) -> None:
-    """The RK-as-SDE-step converges to the Stratonovich solution only for schemes of order >= 2, with fixed steps."""
-    if getattr(sde, "sde_type", "stratonovich") != "stratonovich":
-        raise ValueError(f"method={method.name} solves Stratonovich SDEs; this SDE has sde_type={sde.sde_type}")
-    if tableau.order < 2:
-        raise ValueError(f"solver={tableau.name} converges to the Ito solution of an SDE; method={method.name} needs a "
-                         "Stratonovich scheme (a tableau of order >= 2, e.g. solver=midpoint or heun)")
-    if method.solver.adaptive:
-        raise ValueError(f"method={method.name} solves SDEs with fixed steps; set solver.step_size")

@@ -17,7 +17,7 @@ import torch
 import torchsde
 from torch import nn
 
-from solvers.base import GradientMethod, SolverSpec
+from solvers.base import GradientMethod, trainable
 
 
 class _ODEAsSDE(nn.Module):
@@ -41,11 +41,7 @@ class _ODEAsSDE(nn.Module):
 
 class ReversibleHeun(GradientMethod):
     name = "reversible_heun"
-
-    def check_solver(self, solver: SolverSpec) -> None:
-        if solver.adaptive or solver.step_size is None:
-            raise ValueError(f"method={self.name} takes fixed steps; set solver.step_size (solver={solver.name} "
-                             "gives only the step size, the scheme is always reversible Heun)")
+    own_scheme = "reversible Heun"
 
     def _sdeint(self, sde, y0, ts, bm, params) -> torch.Tensor:
         return torchsde.sdeint_adjoint(sde, y0, ts, bm=bm, method="reversible_heun",
@@ -57,10 +53,8 @@ class ReversibleHeun(GradientMethod):
         sde = _ODEAsSDE(field, y0.shape)
         bm = torchsde.BrownianInterval(t0=float(ts.min()), t1=float(ts.max()), size=flat.shape, dtype=y0.dtype,
                                        device=y0.device, entropy=0)
-        params = tuple(p for p in field.parameters() if p.requires_grad)
-        ys = self._sdeint(sde, flat, ts, bm, params)
+        ys = self._sdeint(sde, flat, ts, bm, trainable(field))
         return ys.reshape(len(ts), *y0.shape)
 
     def _solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor:
-        params = tuple(p for p in sde.parameters() if p.requires_grad)
-        return self._sdeint(sde, y0, ts, bm, params)
+        return self._sdeint(sde, y0, ts, bm, trainable(sde))

@@ -1,6 +1,6 @@
 """Explicit Runge–Kutta methods as data: one table of Butcher tableaus, shared by every method that steps itself.
 
-The harness's own stepping loop (`solvers.rk`), the reversible method (McCallum & Foster), recursive checkpointing
+The harness's stepping core (`solvers.core`), the reversible method (McCallum & Foster), recursive checkpointing
 and `direct_rk` all read their schemes from `TABLEAUS`; `solver=<name>` selects one. A tableau is the triple
 (c, A, b) of the method y_{n+1} = y_n + h * sum_i b_i k_i, k_i = f(t_n + c_i h, y_n + h * sum_{j<i} a_ij k_j),
 plus, where the method has one, the embedded lower-order weights `b_embedded` whose difference from `b` estimates

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from runs import bench_methods
+from runs.bench import methods as bench_methods
 
 
 def test_methods_section_measures_every_method(monkeypatch):
@@ -32,3 +32,22 @@ def test_unknown_problem_is_refused_before_any_section_runs(tmp_path):
     with pytest.raises(SystemExit, match=r"--problem 4 is not a problem .* 1 \(small CNF\), 2 \(nested spheres"):
         bench.main(["--problem", "4", "--out", str(tmp_path)])
     assert not list(tmp_path.iterdir())  # no section wrote its table
+
+
+def test_benchmarks_use_only_the_methods_public_api():
+    """runs/bench/ imports no underscore names and nothing of the stepping core: the benchmarks measure methods
+    through what any user of them could call."""
+    import ast
+    from pathlib import Path
+
+    for path in (Path(__file__).resolve().parents[1] / "runs" / "bench").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module, names = node.module or "", [alias.name for alias in node.names]
+            elif isinstance(node, ast.Import):
+                module, names = "", [alias.name for alias in node.names]
+            else:
+                continue
+            assert not module.startswith("solvers.core"), (path.name, module)
+            assert not any(part.startswith("_") and part != "__future__" for part in module.split(".")), path.name
+            assert not any(name.split(".")[-1].startswith("_") for name in names), (path.name, names)

@@ -53,7 +53,7 @@ def test_scale_changes_sizes_not_code():
 
 
 def test_harness_loop_computes_what_a_bare_torchdiffeq_loop_computes(monkeypatch):
-    from runs import bench_overhead
+    from runs.bench import overhead as bench_overhead
 
     monkeypatch.setattr(bench_overhead, "ITERATIONS", 6)
     monkeypatch.setattr(bench_overhead, "WARMUP", 1)

@@ -71,3 +71,39 @@ def test_evaluations_without_gradient_are_forward():
         method.solve(Field(), torch.ones(1, 2), torch.tensor([0.0, 1.0]))
     assert method.nfe.take().as_dict() == {"fwd_nfe": 8, "bwd_nfe": 0, "fwd_steps": 2, "fwd_rejected": 0,
                                            "bwd_steps": 0, "bwd_rejected": 0}
+
+
+def test_public_counter_api():
+    """counter_of / unwrap / add_evaluations / report_step: what methods use instead of reaching into the wrapper."""
+    from solvers.nfe import NFECounter, counter_of, report_step, unwrap
+
+    field, counter = Field(), NFECounter()
+    counted = counter.wrap(field, adaptive=True)
+    assert counter_of(counted) is counter and unwrap(counted) is field
+    assert counter_of(field) is None and unwrap(field) is field  # an uncounted field is its own module
+    counted(torch.zeros(()), torch.ones(3, 2))
+    counter.add_evaluations(5)
+    report_step(counted, True)
+    report_step(counted, False)
+    report_step(field, True)  # a field without step callbacks is left alone
+    counts = counter.take()
+    assert (counts.fwd_nfe, counts.fwd_steps, counts.fwd_rejected, counts.bwd_nfe) == (6, 1, 1, 0)
+
+
+def test_added_evaluations_count_as_backward_inside_a_backward_pass():
+    from solvers.nfe import NFECounter
+
+    counter = NFECounter()
+
+    class Hook(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            counter.add_evaluations(3)
+            return g
+
+    Hook.apply(torch.ones(2, requires_grad=True)).sum().backward()
+    assert counter.take().bwd_nfe == 3

@@ -14,10 +14,10 @@ from torch import nn
 from runs.build import ConfigError, build_method
 from runs.loop import run
 from solvers.base import SolverSpec
+from solvers.core import fixed_grid
 from solvers.direct import DirectBackprop
-from solvers.mali import _ALF, MALI
+from solvers.mali import MALI, LeapfrogStepper
 from solvers.reversible_heun import ReversibleHeun
-from solvers.rk import fixed_grid
 from solvers.tableaus import TABLEAUS
 
 
@@ -128,12 +128,12 @@ def test_mali_gradient_is_exact_for_its_own_discrete_solve():
     field = Field().double()
     y0 = torch.randn(4, 3, dtype=torch.float64)
     ts = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
-    grid, alf = fixed_grid([0.0, 0.3, 1.0], 0.01), _ALF(field, 1.0)
+    grid, alf = fixed_grid([0.0, 0.3, 1.0], 0.01), LeapfrogStepper(field, 1.0)
     field.zero_grad()
     x = y0.clone().requires_grad_(True)
     z, v, outs = x, alf.f(0.0, x), [x]
     for n in range(grid.steps):
-        z, v = alf.step(grid.times[n], grid.times[n + 1], z, v)
+        z, v = alf.step(grid.times[n], grid.times[n + 1], (z, v))
         if n + 1 in grid.outputs:
             outs.append(z)
     ys = torch.stack(outs)
@@ -169,7 +169,7 @@ def test_each_method_trains_through_the_entry_point(tmp_path, overrides):
 def test_bench_section_reports_constant_reversible_memory(monkeypatch):
     """The `make bench` reversible section on tiny step counts: its table says the reversible graph does not grow with
     the steps while direct backprop's doubles (timings are the bench's business, not asserted here)."""
-    import runs.bench_reversible as bench
+    import runs.bench.reversible as bench
 
     monkeypatch.setattr(bench, "CHECKPOINTS", (2,))
     monkeypatch.setattr(bench, "WIDE", (16, 8))

@@ -6,10 +6,11 @@ the same batches for every method), forward/backward NFE per iteration, memory (
 between forward and backward, on every device; CUDA peak above the model on GPU), and the ratio of ms/iteration to
 the continuous adjoint with the default norm, all measured in one process on one device.
 
-Rows: direct, adjoint, adjoint + seminorm, gq, gq + seminorm, gq with the paper's node rule; the methods issue 8 adds (checkpoint, mali,
-reversible, reversible_heun) when their `conf/method/<name>.yaml` exists; and the authors' own GQ implementation
-(`torch_gq_adjoint` from a-norcliffe/torch_gq_adjoint, their gtol 0.1, their dopri5) when it is importable. It is
-never vendored: install it outside the repository, e.g. put its checkout on a .pth path of the venv.
+Rows: direct, adjoint, adjoint + seminorm, gq, gq + seminorm, gq with the paper's node rule; the methods issue 8
+adds (checkpoint, mali, reversible, reversible_heun) when their `conf/method/<name>.yaml` exists; and the authors'
+own GQ implementation (`torch_gq_adjoint` from a-norcliffe/torch_gq_adjoint, their gtol 0.1, their dopri5) when it
+is importable. It is never vendored: install it outside the repository, e.g. put its checkout on a .pth path of the
+venv.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from runs.bench import CONF_DIR, compose_config, synchronizer
+from runs.bench.common import CONF_DIR, compose_config, synchronizer
 from runs.build import ConfigError, build_method, build_task
 from runs.memory import MIB, saved_tensor_meter
+from solvers.base import trainable
 from solvers.nfe import NFECounter
 
 PROBLEMS = {
@@ -80,9 +82,8 @@ class AuthorsGQ:
 
     def solve(self, field, y0, ts):
         module = _AuthorsField(self.nfe.wrap(field, True), field)
-        params = tuple(p for p in field.parameters() if p.requires_grad)
         return self.odeint(module, y0, ts, rtol=self.rtol, atol=self.atol, gtol=self.gtol, method="dopri5",
-                           adjoint_params=params)
+                           adjoint_params=trainable(field))
 
     def solve_sde(self, *args):
         raise ValueError("the authors' GQ solves ODEs only")

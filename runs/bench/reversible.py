@@ -24,16 +24,14 @@ import statistics
 import torch
 from torch import nn
 
-from runs.bench import timed
+from runs.bench.common import timed
 from runs.memory import MIB, saved_tensor_meter
-from solvers.base import SolverSpec
+from solvers.base import SolverSpec, trainable
 from solvers.checkpoint import RecursiveCheckpoint, backward_recomputations
 from solvers.direct import DirectBackprop
 from solvers.direct_rk import DirectRK
-from solvers.nfe import NFECounter
-from solvers.reversible import Reversible, ReversibleStepper, trainable
-from solvers.rk import ODETerm, PlainStepper, report_step
-from solvers.tableaus import get_tableau
+from solvers.nfe import report_step
+from solvers.reversible import Reversible
 
 STEPS = (100, 1000, 10000)
 DT = 0.01
@@ -93,23 +91,23 @@ def measure(method, field, y0, ts, repeats: int, device: torch.device) -> dict[s
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated(device) - base) / MIB
     seconds = statistics.median(timed(lambda: one_gradient(method, field, y0, ts), device) for _ in range(repeats))
-    return {"seconds": seconds, "graph_kib": graph["mib"] * 1024, "peak_mib": peak, "nfe": counts.fwd_nfe + counts.bwd_nfe}
+    return {"seconds": seconds, "graph_kib": graph["mib"] * 1024, "peak_mib": peak,
+            "nfe": counts.fwd_nfe + counts.bwd_nfe}
 
 
 def cost_units(field: nn.Module, y0: torch.Tensor, device: torch.device, blocks: int = 7,
                calls: int = 200) -> dict[str, float]:
-    """Seconds per call of the four per-step pieces the methods are made of, timed on the bench's field (wrapped by
-    the NFE counter, as in a solve, each step reported to it) with the methods' own step functions, interleaved,
-    median over `blocks`:
+    """Seconds per call of the four per-step pieces the methods are made of, timed on the bench's field (counted by
+    the method's NFE counter, as in a solve, each step reported to it) with the methods' own steppers
+    (`SteppingMethod.stepper`), interleaved, median over `blocks`:
     B = one base step without a graph (a forward or recomputed step of checkpointing and direct backprop's forward
     arithmetic), GV = one base step with a graph and its local VJP (checkpointing's backward step), F = a reversible
     forward step (2 base steps), Rb = a reversible backward step (2 base steps with graphs, 2 VJPs, the
     reconstruction and adjoint arithmetic)."""
     spec = SolverSpec("midpoint", step_size=DT)
-    counted = NFECounter().wrap(field, adaptive=False)
-    term, tableau, params = ODETerm(counted), get_tableau(spec.name), trainable(field)
-    plain = PlainStepper(term, tableau, field=counted)
-    rev = ReversibleStepper(term, tableau, 0.999, field=counted)
+    plain = RecursiveCheckpoint(spec).stepper(field)  # its base steps and backward steps
+    rev = Reversible(spec, coupling=0.999).stepper(field)
+    params = trainable(field)
     grads = [torch.zeros_like(p) for p in params]
     y, adj = y0.detach(), torch.ones_like(y0)
     times = [k * DT for k in range(calls + 1)]
@@ -122,19 +120,19 @@ def cost_units(field: nn.Module, y0: torch.Tensor, device: torch.device, blocks:
         with torch.no_grad():
             for k in range(calls - 1, -1, -1):
                 plain.grad_step(times[k], times[k + 1], y, adj, params, grads)
-                report_step(counted, True)
+                report_step(plain.field, True)
 
     def reversible_forward():
         with torch.no_grad():
             for k in range(calls):
-                rev.step(times[k], times[k + 1], y, y)
-                report_step(counted, True)
+                rev.step(times[k], times[k + 1], (y, y))
+                report_step(rev.field, True)
 
     def reversible_backward():
         with torch.no_grad():
             for k in range(calls - 1, -1, -1):
                 rev.inverse_step(times[k], times[k + 1], y, y, adj, adj, params, grads)
-                report_step(counted, True)
+                report_step(rev.field, True)
 
     pieces = {"B": forward_steps, "GV": grad_steps, "F": reversible_forward, "Rb": reversible_backward}
     samples: dict[str, list[float]] = {name: [] for name in pieces}
@@ -182,7 +180,8 @@ def cost_model_line(units: dict[str, float], steps: tuple[int, ...]) -> str:
         + "; ".join(f"{c} checkpoints " + ", ".join(f"{backward_recomputations(n, c - 1) / n:.2f}" for n in steps)
                     for c in CHECKPOINTS)
         + f" (at {', '.join(map(str, steps))} steps): the model has reversible faster than checkpointing with "
-        + predicted_wins(threshold, steps) + " steps. Since F ≈ 2 B and Rb ≈ 2 GV, r* ≈ 1 + GV / B: reversible pays one more "
+        + predicted_wins(threshold, steps)
+        + " steps. Since F ≈ 2 B and Rb ≈ 2 GV, r* ≈ 1 + GV / B: reversible pays one more "
         "base step forward and one more graph-and-VJP step backward than checkpointing does, which pays instead "
         "its recomputations."
     )
@@ -197,7 +196,8 @@ def wide_field_line(units: dict[str, float], steps: tuple[int, ...]) -> str:
         f"- The same pieces for a field of the same shape large enough that arithmetic decides (1-{width}-1 tanh, "
         f"batch {batch}; pieces timed only, no full gradients): B = {us['B']:.0f} µs, GV = {us['GV'] / us['B']:.2f} B, "
         f"F = {us['F'] / us['B']:.2f} B, Rb = {us['Rb'] / us['B']:.2f} B, r* = {threshold:.2f}; by the model, "
-        f"reversible would be faster than checkpointing with {predicted_wins(threshold, steps)} steps. Since r* ≈ 1 + GV / B and GV "
+        f"reversible would be faster than checkpointing with {predicted_wins(threshold, steps)} steps. Since "
+        "r* ≈ 1 + GV / B and GV "
         "contains a base step's own arithmetic, r* > 2 for any implementation (near 3 when a VJP costs about a "
         "forward step), so schedules that recompute fewer steps per step (many checkpoints, few steps) stay faster."
     )

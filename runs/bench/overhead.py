@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torchdiffeq
 
-from runs.bench import compose_config, synchronizer
+from runs.bench.common import compose_config, synchronizer
 from runs.build import build_optimizer, build_task
 from runs.loop import run as run_one
 

@@ -1,4 +1,4 @@
-"""The shared Runge–Kutta loop's fused pieces (solvers/rk.py): they must compute what the plain formulas compute."""
+"""The stepping core's fused pieces (solvers/core/): they must compute what the plain formulas compute."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from solvers.rk import ODETerm, accumulate, rk_increment, vjp
+from solvers.core import ODETerm, accumulate, rk_increment, vjp
 from solvers.tableaus import TABLEAUS
 
 
@@ -56,3 +56,47 @@ def test_accumulate_adds_and_subtracts_in_place(with_none):
     accumulate(total, new, subtract=True)
     assert torch.equal(total[0], torch.full((2,), -1.0))
     assert torch.equal(total[1], torch.ones(3) if with_none else torch.full((3,), -4.0))
+
+
+class _Halving:
+    """A toy stepper whose state is (y, steps taken): y halves each step; no error estimate (fixed grids only)."""
+
+    field = None
+
+    def step(self, t0, t1, state):
+        y, n = state
+        return y / 2, n + 1
+
+    def solution(self, state):
+        return state[0]
+
+
+def test_integrate_steps_the_fixed_grid_of_any_stepper():
+    """The one loop: every grid state seen by `keep`, outputs at the output times, the final state returned."""
+    from solvers.core import Schedule, integrate
+
+    schedule = Schedule.fixed(torch.tensor([0.0, 0.5, 1.0]), 0.25)
+    seen = []
+    outputs, final, grid = integrate(_Halving(), schedule, (torch.ones(()), 0), keep=lambda i, s: seen.append(i))
+    assert seen == [0, 1, 2, 3, 4] and final[1] == 4 and grid.outputs == [0, 2, 4]
+    assert [float(y) for y in outputs] == [1.0, 0.25, 0.0625]
+
+
+def test_a_stepping_methods_public_stepper_counts_like_its_solve():
+    """`SteppingMethod.stepper(field)`: the stepper a solve uses, counted by the method's own counter."""
+    from solvers.base import SolverSpec
+    from solvers.checkpoint import RecursiveCheckpoint
+    from solvers.nfe import report_step
+    from solvers.reversible import Reversible
+
+    net, _ = _field()
+    spec = SolverSpec("midpoint", step_size=0.1)
+    y = torch.randn(4, 3, dtype=torch.float64)
+    for method in (Reversible(spec), RecursiveCheckpoint(spec)):
+        stepper = method.stepper(lambda t, x: net(x))
+        state = (y, y) if isinstance(method, Reversible) else y
+        with torch.no_grad():
+            stepper.step(0.0, 0.1, state)
+        report_step(stepper.field, True)
+        counts = method.nfe.take()
+        assert (counts.fwd_nfe, counts.fwd_steps) == ((4, 1) if isinstance(method, Reversible) else (2, 1))
