@@ -104,7 +104,8 @@ def instantiate(node: DictConfig, group: str, fixed: Sequence[str], **supplied: 
     accepted = [p for p in params if p != "self" and p not in fixed]
     for key, value in kwargs.items():
         if key not in accepted:
-            raise ConfigError(f"{group}.{key} is not a setting of {cls.__name__}{_did_you_mean(key, accepted, group + '.')}; "
+            hint = _did_you_mean(key, accepted, group + ".")
+            raise ConfigError(f"{group}.{key} is not a setting of {cls.__name__}{hint}; "
                               f"its settings are: {', '.join(accepted)}")
         hint = hints.get(key, inspect.Parameter.empty)
         if not _matches(value, hint):
@@ -120,7 +121,9 @@ def build_solver(cfg: DictConfig) -> SolverSpec:
     known = {"name", "rtol", "atol", "step_size", "max_num_steps", "options"}
     unknown = set(node) - known
     if unknown:
-        raise ConfigError(f"solver.{sorted(unknown)[0]} is not a solver setting; settings are: {', '.join(sorted(known))}")
+        key = sorted(unknown)[0]
+        raise ConfigError(f"solver.{key} is not a solver setting{_did_you_mean(key, sorted(known), 'solver.')}; "
+                          f"settings are: {', '.join(sorted(known))}")
     try:
         return SolverSpec(**node)
     except (ValueError, TypeError) as exc:
@@ -185,8 +188,8 @@ def check_keys(cfg: DictConfig) -> None:
             if key not in allowed:
                 name = f"{block}.{key}" if block else str(key)
                 where = f"{block} settings" if block else "top-level settings"
-                raise ConfigError(f"{name} is not a setting{_did_you_mean(str(key), sorted(allowed), block and block + '.')}; "
-                                  f"{where}: {', '.join(sorted(allowed))}")
+                hint = _did_you_mean(str(key), sorted(allowed), f"{block}." if block else "")
+                raise ConfigError(f"{name} is not a setting{hint}; {where}: {', '.join(sorted(allowed))}")
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -1,8 +1,8 @@
 """One run, start to finish: build, resume if a checkpoint exists, train, evaluate, record.
 
 A run that goes wrong (NaN loss, solver failure, out of memory, an exception) is a *result*, not a crash: its
-status and error are written to its result (record.RunResult) and returned, so a sweep goes on. Only Ctrl-C and kill signals stop
-the process, and the last checkpoint lets the same command resume.
+status and error are written to its result (record.RunResult) and returned, so a sweep goes on. Only Ctrl-C and
+kill signals stop the process, and the last checkpoint lets the same command resume.
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ from runs.build import (
     resolve_device,
     resolve_dtype,
 )
+from runs.checkpoints import load_checkpoint, save_checkpoint
 from runs.gradcheck import gradient_errors
 from runs.loggers import NullLogger, make_logger
 from runs.memory import CudaPeak, peak_rss_mib, saved_tensor_meter
-from runs.checkpoints import load_checkpoint, save_checkpoint
 from runs.provenance import environment
 from runs.resume import StopSignals
 from solvers.base import GradientMethod

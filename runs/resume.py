@@ -12,15 +12,12 @@ raises `Interrupted` (the entry point prints one line and exits with 128 + the s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
 import threading
 from collections.abc import Callable
 from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 

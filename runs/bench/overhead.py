@@ -1,9 +1,9 @@
 """The harness's own overhead: the same CNF training problem (same seed, same batches, same solver calls) run
-as a bare torchdiffeq loop and through `runs.loop.run` with NFE counting, metrics.jsonl and checkpointing on.
+as a bare torchdiffeq loop and through `runs.loop.run` with NFE counting, the metrics log and checkpointing on.
 
 Cost per iteration = wall time between the ends of consecutive training steps after warm-up, which includes
 everything the harness does per step (counting, recording, the progress bar). One-time costs (building,
-final evaluation, result.json) are outside it. Repeats are interleaved, and the table reports the median over
+final evaluation, the result) are outside it. Repeats are interleaved, and the table reports the median over
 all timed iterations, which a 2-core machine's occasional hiccups do not move.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torchdiffeq
 
+from record import read_metrics, step_rows
 from runs.bench.common import compose_config, synchronizer
 from runs.build import build_optimizer, build_task
 from runs.loop import run as run_one
@@ -66,12 +67,10 @@ def bare_loop(cfg, device: torch.device) -> tuple[list[float], float]:
 
 
 def harness_loop(cfg, device: torch.device) -> tuple[list[float], float]:
-    import json
-
     with tempfile.TemporaryDirectory() as tmp:
         result = run_one(cfg, Path(tmp))
-        rows = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
-    ends = [row["elapsed"] for row in rows if "loss" in row]
+        rows = step_rows(read_metrics(tmp))
+    ends = [row["elapsed"] for row in rows]
     assert result["status"] == "ok", result["error"]
     return _per_iteration(ends), result["final_loss"]
 
