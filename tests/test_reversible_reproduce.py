@@ -14,8 +14,9 @@ import torch
 from conftest import ROOT
 
 from analysis.reversible import KIND
-from tasks.physical_system import SYSTEMS, PhysicalSystem, load_measured, resolve_data_dir
-from tasks.white_dwarf import white_dwarf_trajectory
+from tasks.data.physical_systems import SYSTEMS, load_measured, resolve_data_dir
+from tasks.data.white_dwarf import white_dwarf_trajectory
+from tasks.physical_system import PhysicalSystem
 
 DATA = resolve_data_dir("../shared/data/reversible")
 
