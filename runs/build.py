@@ -11,12 +11,14 @@ import difflib
 import functools
 import importlib
 import inspect
+import random
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -136,6 +138,14 @@ def build_method(cfg: DictConfig, solver: SolverSpec | None = None) -> GradientM
     if not isinstance(method, GradientMethod):
         raise ConfigError(f"method._target_={cfg.method._target_} is not a GradientMethod")
     return method
+
+
+def seed_everything(seed: int) -> None:
+    """The one place a run's global random state is set (torch, numpy, random), right before its task is built: a
+    task's model initialisation draws from it, its data from generators salted by the seed (tasks.base)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 def build_task(cfg: DictConfig, device: torch.device, dtype: torch.dtype) -> Task:
