@@ -178,8 +178,17 @@ def _schema() -> dict[str, set[str]]:
     for block in ("train", "grad_check", "fault"):
         schema[block] = {str(k) for k in base[block]} | _OPTIONAL.get(block, set())
     for group in ("norm", "scale", "logger"):
-        schema[group] = {str(k) for path in (CONF_DIR / group).glob("*.yaml") for k in OmegaConf.load(path)}
+        schema[group] = {str(k) for path in (CONF_DIR / group).glob("*.yaml") for k in _group_node(path, group)}
     return schema
+
+
+def _group_node(path: Path, group: str) -> DictConfig:
+    """An option file's own node: the file itself, or its `<group>:` node when it is `# @package _global_` (as the
+    scale files are, to set train defaults too)."""
+    node = OmegaConf.load(path)
+    if path.read_text().lstrip().startswith("# @package _global_"):
+        return node.get(group) or OmegaConf.create({})
+    return node
 
 
 # Keys a block may carry that the base config leaves out (adding them there would change every run's fingerprint).

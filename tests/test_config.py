@@ -7,7 +7,7 @@ import torch
 from conftest import CONF, make_config
 from omegaconf import OmegaConf
 
-from runs.build import ConfigError, DataMissing, build_method, build_solver, build_task
+from runs.build import ConfigError, DataMissing, build_method, build_solver, build_task, check_config
 
 SOLVERS = sorted(p.stem for p in (CONF / "solver").glob("*.yaml"))
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
@@ -36,10 +36,22 @@ def test_method_norm_grid_is_valid_or_says_why(method, norm):
         assert built.name == method and built.norm == norm
 
 
+EXPERIMENTS = sorted(str(p.relative_to(CONF / "experiment").with_suffix(""))
+                     for p in (CONF / "experiment").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("scale", ["smoke", "quick", "paper"])
+def test_every_experiment_passes_the_key_check(experiment, scale):
+    """The key check (runs.build.check_keys) knows every key the repository's own configs use."""
+    check_config(make_config(f"+experiment={experiment}", f"scale={scale}"))
+
+
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("scale", ["smoke", "quick", "paper"])
 def test_every_task_builds_at_every_scale(task, scale):
     cfg = make_config(f"task={task}", f"scale={scale}")
+    check_config(cfg)
     try:
         built = build_task(cfg, torch.device("cpu"), torch.float32)
     except DataMissing as exc:  # paper-scale data (Speech Commands, MNIST, ...) is not on this offline machine
