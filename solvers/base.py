@@ -25,6 +25,7 @@ from torch import nn
 
 from solvers.core import ODETerm, PlainStepper, Schedule, SDETerm, Stepper, Term
 from solvers.core.compiled import Compiler
+from solvers.core.grids import UniformGrid
 from solvers.nfe import NFECounter
 from solvers.norms import NORMS
 from solvers.registry import TORCHDIFFEQ_SOLVERS, SolverEntry, solver_entry
@@ -97,8 +98,8 @@ class SolverSpec:
             if self.max_num_steps is not None:
                 options["max_num_steps"] = self.max_num_steps
             return {"method": self.name, "rtol": self.rtol, "atol": self.atol, "options": options}
-        if self.step_size is not None:
-            options["step_size"] = self.step_size
+        if self.step_size is not None:  # steps by index, so n steps of (t1 - t0) / n are n steps (see UniformGrid)
+            options["grid_constructor"] = UniformGrid(self.step_size)
         # torchdiffeq's fixed-grid solvers ignore tolerances; pass harmless values.
         return {"method": self.name, "rtol": 1e-7, "atol": 1e-9, "options": options}
 
