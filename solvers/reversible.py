@@ -56,7 +56,7 @@ from solvers.core import (
     rk_increment,
     vjp,
 )
-from solvers.core.compiled import Compiler, FunctionalField, count_steps, times_tensor
+from solvers.core.compiled import Compiler, FunctionalField, count_steps, times_tensor, traceable
 from solvers.nfe import report_step
 from solvers.tableaus import Tableau
 
@@ -168,7 +168,7 @@ class CompiledReversibleSteps:
     same arithmetic as `ReversibleStepper.step` / `inverse_step` (a zero a_z enters as zeros)."""
 
     def __init__(self, compiler: Compiler, field: Any, tableau: Tableau, coupling: float) -> None:
-        self.compiler, self.field, self.tableau, self.lam = compiler, field, tableau, coupling
+        self.compiler, self.field, self.tableau, self.lam = compiler, field, traceable(tableau), coupling
         self.functional = FunctionalField(field)
         self.key = (id(self.functional.module), tableau.name, coupling)
         self._times: dict[str, tuple[list[float], torch.Tensor]] = {}

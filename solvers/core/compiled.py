@@ -23,6 +23,7 @@ kernels may contract a * b + c into one rounding): tests/test_compiled.py holds 
 
 from __future__ import annotations
 
+import math
 import time
 import types
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch._higher_order_ops.while_loop import while_loop
+from torch._inductor.custom_graph_pass import CustomGraphPass
 from torch.func import functional_call
 
 from solvers.nfe import counter_of, report_step, unwrap
@@ -51,6 +53,38 @@ class FunctionalField:
         return functional_call(self.module, dict(zip(self.names, params)), (t, y))
 
 
+class SmallMatmulsAsLoops(CustomGraphPass):
+    """An inductor post-grad pass: a matrix product small enough (M K N <= 4096, e.g. the layers of a 1-10-1 field)
+    becomes a broadcast product and a sum, which inductor fuses into the C++ loops around it, instead of an
+    external BLAS call per product (several µs each, more than the arithmetic of a whole step of such a field)."""
+
+    LIMIT = 4096
+
+    def __call__(self, graph: torch.fx.Graph) -> None:
+        aten = torch.ops.aten
+        for node in list(graph.nodes):
+            if node.op != "call_function" or node.target not in (aten.mm.default, aten.addmm.default):
+                continue
+            bias, a, b = (None, *node.args[:2]) if node.target is aten.mm.default else node.args[:3]
+            if node.kwargs or any("val" not in getattr(x, "meta", {}) for x in (a, b)):
+                continue
+            (m, k), (_, n) = a.meta["val"].shape, b.meta["val"].shape
+            if not all(isinstance(d, int) for d in (m, k, n)) or m * k * n > self.LIMIT:
+                continue
+            with graph.inserting_before(node):
+                product = graph.call_function(aten.mul.Tensor, (graph.call_function(aten.unsqueeze.default, (a, 2)),
+                                                                graph.call_function(aten.unsqueeze.default, (b, 0))))
+                out = graph.call_function(aten.sum.dim_IntList, (product, [1]))
+                if bias is not None:
+                    out = graph.call_function(aten.add.Tensor, (out, bias))
+            out.meta = dict(node.meta)
+            node.replace_all_uses_with(out)
+            graph.erase_node(node)
+
+    def uuid(self) -> str:
+        return f"small-matmuls-as-loops-{self.LIMIT}"
+
+
 class Compiler:
     """Compiled loops and single steps for one method (one per method instance, so its stats are that method's)."""
 
@@ -58,7 +92,9 @@ class Compiler:
         self.stats: dict[str, Any] = {"compile_seconds": 0.0, "compiled_functions": 0}
         self._cache: dict[Any, Callable] = {}
         self._first: set[Any] = set()
-        options = {"cpp_wrapper": True}  # on CPU the Python wrapper between kernels costs more than the kernels
+        # on CPU the Python wrapper between kernels costs more than the kernels: the C++ wrapper, and tiny matmuls
+        # fused into the loops
+        options = {"cpp_wrapper": True, "post_grad_custom_pre_pass": SmallMatmulsAsLoops()}
         self.options = options
 
     def _timed_first(self, key: Any, fn: Callable, *args):
@@ -85,16 +121,22 @@ class Compiler:
         if stop <= start:
             return carry
         if key not in self._cache:
-            def run(params, times, start, stop, *carry):
-                def cond(i, *c):
+            param_shapes = [p.shape for p in params]
+            carry_shapes = [c.shape for c in carry]
+
+            def run(flat_params, times, start, stop, flat_carry):
+                # one flat tensor each for the parameters and the carried state: the compiled loop manages a
+                # tensor handle per input and output of every iteration, which costs more than a small step itself
+                def cond(i, c):
                     return i < stop
 
-                def step(i, *c):
+                def step(i, c):
                     pair = torch.index_select(times, 0, torch.stack((i, i + 1)))  # t_i, t_{i+1}: no data-dependent
-                    return (i + 1, *body(params, pair[0], pair[1], *c))       # indexing in a compiled loop
+                    ps = unflatten(flat_params, param_shapes)                         # indexing in a compiled loop
+                    out = body(ps, pair[0], pair[1], *unflatten(c, carry_shapes))
+                    return i + 1, torch.cat([o.reshape(-1) for o in out])
 
-                carry = tuple(c.clone() for c in carry)  # the loop may not alias its inputs (e.g. y0 = z0)
-                return while_loop(cond, step, (start.clone(), *carry))[1:]
+                return while_loop(cond, step, (start.clone(), flat_carry.clone()))[1]
 
             # its own code object, so its own dynamo cache: every loop shares `run`'s code, and dynamo keeps a
             # bounded number of compiled variants per code object before falling back to eager
@@ -102,7 +144,23 @@ class Compiler:
                                      run.__defaults__, run.__closure__)
             self._cache[key] = torch.compile(run, fullgraph=True, dynamic=False, options=self.options)
         index = torch.tensor(start), torch.tensor(stop)
-        return tuple(self._timed_first(key, self._cache[key], params, times, *index, *carry))
+        flat = self._timed_first(key, self._cache[key], flatten(params), times, *index, flatten(carry))
+        return tuple(unflatten(flat, [c.shape for c in carry]))
+
+
+def flatten(tensors) -> torch.Tensor:
+    return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+
+def unflatten(flat: torch.Tensor, shapes) -> list[torch.Tensor]:
+    sizes = [math.prod(shape) for shape in shapes]
+    return [part.view(shape) for part, shape in zip(torch.split(flat, sizes), shapes)]
+
+
+def traceable(tableau: Any) -> Any:
+    """The tableau with its cached properties filled in: dynamo cannot trace functools.cached_property's lock."""
+    tableau.nonzero, tableau.nonzero_b  # noqa: B018 - filled in by reading them (the error weights: never compiled)
+    return tableau
 
 
 def count_steps(field: Any, steps: int, evaluations_per_step: int) -> None:
@@ -124,7 +182,7 @@ class CompiledPlainSteps:
     (`step`, for direct backprop), and one step pulled back by its VJP (`grad_step`, checkpointing's U-turn)."""
 
     def __init__(self, compiler: Compiler, field: Any, tableau: Any) -> None:
-        self.compiler, self.field, self.tableau = compiler, field, tableau
+        self.compiler, self.field, self.tableau = compiler, field, traceable(tableau)
         self.functional = FunctionalField(field)
         self._times: tuple[list[float], torch.Tensor] | None = None
         self.key = (id(self.functional.module), tableau.name)  # one compiled loop per field and scheme
