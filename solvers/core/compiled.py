@@ -110,7 +110,8 @@ class Compiler:
     def function(self, key: Any, fn: Callable) -> Callable:
         """fn compiled by itself (its first call, which compiles it, counted as compile time)."""
         if key not in self._cache:
-            self._cache[key] = torch.compile(fn, fullgraph=True, dynamic=False, options=self.options)
+            self._cache[key] = torch.compile(own_code(fn, len(self._cache)), fullgraph=True, dynamic=False,
+                                             options=self.options)
         compiled = self._cache[key]
         return lambda *args: self._timed_first(key, compiled, *args)
 
@@ -138,14 +139,22 @@ class Compiler:
 
                 return while_loop(cond, step, (start.clone(), flat_carry.clone()))[1]
 
-            # its own code object, so its own dynamo cache: every loop shares `run`'s code, and dynamo keeps a
-            # bounded number of compiled variants per code object before falling back to eager
-            run = types.FunctionType(run.__code__.replace(), run.__globals__, f"loop_{len(self._cache)}",
-                                     run.__defaults__, run.__closure__)
-            self._cache[key] = torch.compile(run, fullgraph=True, dynamic=False, options=self.options)
+            self._cache[key] = torch.compile(own_code(run, len(self._cache)), fullgraph=True, dynamic=False,
+                                             options=self.options)
         index = torch.tensor(start), torch.tensor(stop)
         flat = self._timed_first(key, self._cache[key], flatten(params), times, *index, flatten(carry))
         return tuple(unflatten(flat, [c.shape for c in carry]))
+
+
+def own_code(fn: Callable, n: int) -> Callable:
+    """fn with a code object of its own, so a dynamo cache of its own: the loops (and single steps) of every method
+    share their code, and dynamo keeps a bounded number of compiled variants per code object (8) before it
+    refuses to compile more."""
+    bound = getattr(fn, "__self__", None)
+    fn = getattr(fn, "__func__", fn)
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, f"{fn.__name__}_{n}", fn.__defaults__,
+                              fn.__closure__)
+    return copy if bound is None else types.MethodType(copy, bound)
 
 
 def flatten(tensors) -> torch.Tensor:
@@ -223,7 +232,7 @@ class CompiledPlainSteps:
             return back(adj)
 
         fn = self.compiler.function(("plain grad step", *self.key), pull_back)
-        g = fn(tuple(params), *self._scalars(t0, t1, y), y, adj)
+        g = fn(tuple(p.detach() for p in params), *self._scalars(t0, t1, y), y.detach(), adj.detach())
         counter = counter_of(self.field)
         if counter is not None:
             counter.add_evaluations(self.tableau.advance_stages)
