@@ -6,7 +6,8 @@ path, or an outside venv named by FASTGRAD_AUTHORS_PYTHON).
 Protocol (JSON lines): the first stdin line gives the field's weights (W1, b1, W2, b2 as nested lists), y0, dt and
 lambda; then each line {"steps": n} asks for one timed gradient of loss = sum(y_n^2) at n steps, answered with
 {"steps": n, "seconds": s, "compile_seconds": c (first request at this n, else 0), "grad": [...]} (the gradient
-flattened as W1, b1, W2, b2, y0, the order of the bench's torch field). Their solver runs N = int(T / h) steps,
+flattened as W1, b1, W2, b2, y0, the order of the bench's torch field); {"roundoff": n} asks how far their
+reversible gradient is from JAX's autodiff through the same pair scheme at n steps ({"roundoff": n, "error": e}). Their solver runs N = int(T / h) steps,
 so T = (n + 1/2) h makes N = n whatever the rounding of n h / h. One XLA thread (set before jax is imported).
 """
 
@@ -48,8 +49,34 @@ def main() -> int:
     y0 = jnp.asarray([setup["y0"]], dtype=jnp.float64)
     dt, solver = setup["dt"], Reversible(l=setup["coupling"], solver=Midpoint())
     compiled: dict[int, object] = {}
+    def roundoff(steps: int) -> float:
+        """Their reversible gradient against jax.grad through a plain loop of the same (y, z) pair scheme (their
+        forward step, differentiated by JAX's autodiff): ||g_rev - g_autodiff|| / ||g_autodiff||."""
+        t_end, lam, step = (steps + 0.5) * dt, setup["coupling"], Midpoint().step
+
+        def reversible(args):
+            return jnp.sum(solver.solve_forward(args[0], args[1], dt, t_end) ** 2)
+
+        def autodiff(args):
+            vf, y = args
+
+            def body(i, carry):
+                t0, y0, z0 = carry
+                y1 = lam * y0 + (1 - lam) * z0 + step(vf, dt, t0, z0)
+                return t0 + dt, y1, z0 - step(vf, -dt, t0 + dt, y1)
+
+            return jnp.sum(jax.lax.fori_loop(0, steps, body, (jnp.zeros(1), y, y))[1] ** 2)
+
+        flat = [jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree_util.tree_leaves(eqx.filter_jit(
+            eqx.filter_grad(fn))((field, y0)))]) for fn in (reversible, autodiff)]
+        return float(jnp.linalg.norm(flat[0] - flat[1]) / jnp.linalg.norm(flat[1]))
+
     for line in sys.stdin:
-        steps = json.loads(line)["steps"]
+        request = json.loads(line)
+        if "roundoff" in request:
+            print(json.dumps({"roundoff": request["roundoff"], "error": roundoff(request["roundoff"])}), flush=True)
+            continue
+        steps = request["steps"]
         compile_seconds = 0.0
         if steps not in compiled:
             t_end = (steps + 0.5) * dt

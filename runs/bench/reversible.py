@@ -24,8 +24,9 @@ pass recomputes (measured: backward steps less n). So reversible is the faster e
 The authors' JAX reversible (github sammccallum/reversible; `runs/bench/authors_reversible.py`) runs in a
 subprocess (jax and torch stay in separate processes, each with one thread), interleaved with the torch gradients at
 the same weights: the Python of FASTGRAD_AUTHORS_PYTHON, or this one when it can import jax and their package.
-Also reported: how far the reconstructing backward pass drifts from backprop through the same reversible solve as
-the steps grow (its round-off is amplified by 1/lambda per step), for lambda = 0.999 and 0.9.
+The field has the authors' weights (PAPER_WEIGHTS: their VectorField(jr.PRNGKey(0))), y0 = 1. Also reported: how far
+the reconstructing backward pass drifts from backprop through the same reversible solve as the steps grow (its
+round-off is amplified by 1/lambda per step), ours for lambda = 0.999 (up to 10000 steps) and 0.9, theirs likewise.
 """
 
 from __future__ import annotations
@@ -59,9 +60,21 @@ SCHEDULES = ("offline", "online")
 MODES = ("eager", "compiled")
 SLOW_SECONDS = 5.0  # a cell whose warm-up gradient takes longer is timed once more only
 COUPLINGS = (0.999, 0.9)  # the default, and a smaller lambda whose reconstruction loses accuracy sooner
+LONG_HORIZON = 10000  # the round-off is also measured this far (lambda 0.999), where it stops being small
 WIDE = (256, 1024)  # (width, batch) of a field of the same shape large enough that arithmetic, not overhead, decides
 AUTHORS = "reversible (authors' JAX)"
 AUTHORS_SCRIPT = Path(__file__).with_name("authors_reversible.py")
+
+
+# The paper's field: the authors' VectorField(jr.PRNGKey(0)) of experiments/complexity/complexity.py (equinox
+# Linear layers, float64), its weights as equinox draws them (jax 0.10.2, equinox 0.13.8):
+#   key1, key2 = jr.split(jr.PRNGKey(0)); eqx.nn.Linear(1, 10, key=key1), eqx.nn.Linear(10, 1, key=key2)
+PAPER_WEIGHTS = {
+    "W1": [-0.6819394983452414, 0.6443933281620655, 0.8726081059039186, 0.7130644597186171, 0.42498294449387464, 0.9274154091197611, -0.6452905614348095, 0.015958759044705673, -0.8714154534123457, -0.23823984975775492],
+    "b1": [0.3423859736383399, 0.515341221169316, -0.8712704129539506, 0.8306874032809279, 0.02106550508226679, 0.5196660488731331, 0.05766085178212199, -0.49769431995125935, -0.6008977800685642, 0.1641687089910362],
+    "W2": [-0.011848197040808047, -0.274597658220148, 0.18037002641326483, -0.20120564368389762, -0.05631562260971574, -0.04681431589578016, 0.2636858397767821, -0.12915083274406697, 0.1185627356569057, 0.2601483333982888],
+    "b2": [0.25150414937975585],
+}
 
 
 class ScalarODE(nn.Module):
@@ -71,6 +84,17 @@ class ScalarODE(nn.Module):
 
     def forward(self, t, y):
         return self.net(y)
+
+    @classmethod
+    def paper(cls) -> ScalarODE:
+        """The 1-10-1 field with the authors' weights (PAPER_WEIGHTS)."""
+        field = cls().double()
+        with torch.no_grad():
+            field.net[0].weight.copy_(torch.tensor(PAPER_WEIGHTS["W1"]).reshape(10, 1))
+            field.net[0].bias.copy_(torch.tensor(PAPER_WEIGHTS["b1"]))
+            field.net[2].weight.copy_(torch.tensor(PAPER_WEIGHTS["W2"]).reshape(1, 10))
+            field.net[2].bias.copy_(torch.tensor(PAPER_WEIGHTS["b2"]))
+        return field
 
 
 def checkpoint_label(schedule: str, c: int) -> str:
@@ -206,6 +230,11 @@ class AuthorsJAX:
             raise RuntimeError("the authors' JAX subprocess ended: " + self.proc.stderr.read()[-2000:])
         return json.loads(line)
 
+    def roundoff(self, steps: int) -> float:
+        self.proc.stdin.write(json.dumps({"roundoff": steps}) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())["error"]
+
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
@@ -314,8 +343,7 @@ def _spread(cell: Cell) -> str:
 def run_section(device: torch.device, repeats: int, steps_grid: tuple[int, ...] = STEPS,
                 modes: tuple[str, ...] = MODES, authors: bool = True) -> str:
     """The tables for step counts `steps_grid` (default 100, 1000, 3000) and `modes` (eager, compiled)."""
-    torch.manual_seed(0)
-    field = ScalarODE().to(device, torch.float64)
+    field = ScalarODE.paper().to(device)
     y0 = torch.ones(1, 1, dtype=torch.float64, device=device)
     python, found = authors_python() if authors else (None, "not asked for")
     jax = AuthorsJAX(python, field, 1.0) if python and device.type == "cpu" else None
@@ -343,14 +371,17 @@ def run_section(device: torch.device, repeats: int, steps_grid: tuple[int, ...] 
                     cell.seconds.append(timed(lambda m=method, t=ts: one_gradient(m, field, y0, t), device))
             if jax is not None:
                 jax_cells[steps]["seconds"].append(jax.gradient(steps)["seconds"])
+    long = (*steps_grid, LONG_HORIZON) if max(steps_grid) < LONG_HORIZON else steps_grid
+    roundoff = {(lam, steps): reconstruction_error(field, y0, steps, lam) for lam in COUPLINGS
+                for steps in (long if lam == COUPLINGS[0] else steps_grid)}
     if jax is not None:
+        roundoff.update({("jax", steps): jax.roundoff(steps) for steps in long})
         jax.close()
     units = {mode: cost_units(field, y0, device, mode) for mode in modes}
     torch.manual_seed(0)
     wide = ScalarODE(WIDE[0]).to(device, torch.float64)
     wide_units = cost_units(wide, torch.ones(WIDE[1], 1, dtype=torch.float64, device=device), device, blocks=7,
                             calls=20)
-    roundoff = {(lam, steps): reconstruction_error(field, y0, steps, lam) for lam in COUPLINGS for steps in steps_grid}
     return render(device, repeats, steps_grid, modes, table, units, wide_units, roundoff, jax_cells, found)
 
 
@@ -425,10 +456,12 @@ def render(device, repeats, steps_grid, modes, table, units, wide_units, roundof
         lines.append(f"- The authors' JAX reversible was not run: {found}.")
     lines += [
         wide_field_line(wide_units),
-        "- Round-off of the reconstruction (it divides by lambda each step): relative difference between the "
-        "reversible gradient and backprop through the same reversible solve, "
-        + "; ".join(f"lambda {lam}: " + ", ".join(f"{roundoff[(lam, s)]:.1e}" for s in steps_grid) for lam in COUPLINGS)
-        + f" (at {', '.join(map(str, steps_grid))} steps).",
+        "- Round-off of the reconstruction (it divides by lambda each step) on the paper's field: relative "
+        "difference between the reversible gradient and backprop through the same reversible solve, "
+        + "; ".join(f"{'the authors JAX, lambda 0.999' if lam == 'jax' else f'ours, lambda {lam}'}: "
+                    + ", ".join(f"{roundoff[(lam, s)]:.1e} at {s}" for s in sorted(s for k, s in roundoff if k == lam))
+                    for lam in dict.fromkeys(k for k, _ in roundoff))
+        + " steps.",
         "- recomputed / step: the steps the backward pass advanced without a graph, per step (NFE counter: backward "
         "steps less n). graph KiB: tensors saved for backward (reversible: the final pair; checkpointing: its "
         "checkpoints; direct: every stage of every step).",
