@@ -188,3 +188,24 @@ def test_bench_section_reports_constant_reversible_memory(monkeypatch):
     assert all(float(cells[11]) < 1e-10 for cells in column.values())  # every gradient against backprop
     assert "r* = (F + Rb - B - GV) / B = " in text and "| online, 2 | R/n 1.80 vs r* " in text
     assert "The authors' JAX reversible was not run" in text
+
+
+def test_authors_jax_runner_agrees_with_ours():
+    """Where the authors' JAX reversible can run (their package and jax, here or in FASTGRAD_AUTHORS_PYTHON), the
+    bench's subprocess returns their gradient on the paper's field, which equals ours (same scheme, same weights)."""
+    import runs.bench.reversible as bench
+
+    python, why = bench.authors_python()
+    if python is None:
+        pytest.skip(why)
+    field = bench.ScalarODE.paper()
+    y0 = torch.ones(1, 1, dtype=torch.float64)
+    ts = torch.tensor([0.0, 0.5], dtype=torch.float64)
+    ours = bench.gradient(bench.Reversible(SolverSpec("midpoint", step_size=0.01)), field, y0, ts)
+    jax = bench.AuthorsJAX(python, field, 1.0)
+    try:
+        theirs = torch.tensor(jax.gradient(50)["grad"], dtype=torch.float64)
+        assert jax.roundoff(50) < 1e-12
+    finally:
+        jax.close()
+    assert bench.rel(ours, theirs) < 1e-12
