@@ -135,6 +135,7 @@ class UniformGrid:
     def __call__(self, func, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         start, end = t[0], t[-1]
         n = step_count(float(end - start), self.step_size)
-        grid = torch.arange(0, n + 1, dtype=t.dtype, device=t.device) * self.step_size + start
+        step = self.step_size if end >= start else -self.step_size  # torchdiffeq hands a reversed solve t backwards
+        grid = torch.arange(0, n + 1, dtype=t.dtype, device=t.device) * step + start
         grid[-1] = end
         return grid
