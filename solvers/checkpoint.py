@@ -85,6 +85,26 @@ def backward_recomputations(n: int, free: int) -> int:
     return recomputations(n, free) - (stored[-1] if stored else 0)
 
 
+def _save(ctx, stepper: PlainStepper, grid, params: tuple[torch.Tensor, ...], kept: dict[int, torch.Tensor],
+          outputs: list[torch.Tensor], **settings: Any) -> torch.Tensor:
+    """Keep for the backward pass the stepper, the grid, the parameters, the states stored at grid indices and the
+    schedule's `settings`; return the outputs stacked (the forward pass's result)."""
+    ctx.stepper, ctx.grid, ctx.kept_index, ctx.n_params = stepper, grid, sorted(kept), len(params)
+    ctx.settings = settings
+    ctx.save_for_backward(*params, *(kept[i] for i in ctx.kept_index))
+    return torch.stack(outputs)
+
+
+def _restore(ctx, grad_ys: torch.Tensor):
+    """(stepper, grid times, parameters, stored states by grid index, the output gradients, zeroed parameter
+    gradients)."""
+    saved = ctx.saved_tensors
+    params = tuple(saved[: ctx.n_params])
+    states = dict(zip(ctx.kept_index, saved[ctx.n_params :]))
+    return (ctx.stepper, ctx.grid.times, params, states, OutputGradients(ctx.grid, grad_ys),
+            [torch.zeros_like(p) for p in params])
+
+
 class _CheckpointedSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, stepper: PlainStepper, schedule: Schedule, free: int | None, y0: torch.Tensor,
@@ -100,21 +120,13 @@ class _CheckpointedSolve(torch.autograd.Function):
             outputs, grid = stepper.run(schedule, y0)
             kept = {}
             free_slots = grid.steps if free is None else free
-        ctx.stepper, ctx.grid, ctx.free, ctx.kept_index = stepper, grid, free_slots, sorted(kept)
-        ctx.n_params = len(params)
-        ctx.save_for_backward(y0, *params, *(kept[i] for i in ctx.kept_index))
-        return torch.stack(outputs)
+        return _save(ctx, stepper, grid, params, {**kept, 0: y0}, outputs, free=free_slots)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_ys: torch.Tensor):
-        stepper, grid = ctx.stepper, ctx.grid
-        saved = ctx.saved_tensors
-        y0, params = saved[0], tuple(saved[1 : 1 + ctx.n_params])
-        stored = dict(zip(ctx.kept_index, saved[1 + ctx.n_params :]))
-        outputs = OutputGradients(grid, grad_ys)
-        grads = [torch.zeros_like(p) for p in params]
-        times = grid.times
+        stepper, times, params, stored, outputs, grads = _restore(ctx, grad_ys)
+        y0 = stored.pop(0)
 
         def grad_step(k: int, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
             adj = outputs.add_to(adj, k + 1)
@@ -135,7 +147,7 @@ class _CheckpointedSolve(torch.autograd.Function):
             return reverse(a, m, x_a, free, adj)
 
         with torch.no_grad():
-            adj = reverse(0, grid.steps, y0, ctx.free, torch.zeros_like(y0))
+            adj = reverse(0, len(times) - 1, y0, ctx.settings["free"], torch.zeros_like(y0))
         return (None, None, None, outputs.add_to(adj, 0), *grads)
 
 
@@ -163,26 +175,17 @@ class _OnlineCheckpointedSolve(torch.autograd.Function):
                 pending[:] = (index, y)
 
             outputs, grid = stepper.run(schedule, y0, keep=keep)
-        steps = sorted(slots.values(), key=lambda kept: kept[0])
-        ctx.stepper, ctx.grid, ctx.checkpoints = stepper, grid, checkpoints
-        ctx.kept_steps, ctx.n_params = [k for k, _ in steps], len(params)
-        ctx.save_for_backward(*params, *(y for _, y in steps))
-        return torch.stack(outputs)
+        return _save(ctx, stepper, grid, params, dict(slots.values()), outputs, checkpoints=checkpoints)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_ys: torch.Tensor):
-        stepper, grid = ctx.stepper, ctx.grid
-        saved = ctx.saved_tensors
-        params = tuple(saved[: ctx.n_params])
-        states = dict(zip(ctx.kept_steps, saved[ctx.n_params :]))
-        outputs = OutputGradients(grid, grad_ys)
-        grads = [torch.zeros_like(p) for p in params]
-        times = grid.times
-        adj = x = None
+        stepper, times, params, states, outputs, grads = _restore(ctx, grad_ys)
+        actions = online_checkpoint.backward_actions(len(times) - 1, ctx.kept_index, ctx.settings["checkpoints"])
+        x = None
         with torch.no_grad():
             adj = torch.zeros_like(states[0])
-            for kind, a, b in online_checkpoint.backward_actions(grid.steps, ctx.kept_steps, ctx.checkpoints):
+            for kind, a, b in actions:
                 if kind == "advance":
                     x = stepper.advance(times, a, b, x)
                 elif kind == "push":

@@ -57,6 +57,7 @@ from solvers.core import (
     vjp,
 )
 from solvers.core.compiled import Compiler, FunctionalField, count_steps, times_tensor, traceable
+from solvers.core.stepping import step_through
 from solvers.nfe import report_step
 from solvers.tableaus import Tableau
 
@@ -84,12 +85,7 @@ class ReversibleStepper:
 
     def steps(self, times: list[float], start: int, stop: int, state: Pair) -> Pair:
         """The pair at times[stop] from the pair at times[start] (one compiled loop when compiled)."""
-        if self.compiled is not None and not torch.is_grad_enabled():
-            return self.compiled.steps(times, start, stop, state)
-        for n in range(start, stop):
-            state = self.step(times[n], times[n + 1], state)
-            report_step(self.field, True)
-        return state
+        return step_through(self, times, start, stop, state)
 
     def _time(self, t: float, like: torch.Tensor) -> torch.Tensor:
         """t as a 0-d tensor like the state; the previous one is reused, since consecutive steps (forward and

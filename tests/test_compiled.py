@@ -15,12 +15,14 @@ from solvers.reversible import Reversible
 
 
 class Field(nn.Module):
+    """A small time-dependent field: (1 + t) W2 tanh(W1 y + b1) + b2."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 2))
+        self.inner, self.outer = nn.Linear(2, 4), nn.Linear(4, 2)
 
     def forward(self, t, y):
-        return self.net(y) * (1 + t)
+        return self.outer(torch.tanh(self.inner(y))) * (1 + t)
 
 
 def _gradient(method, field, y0, ts):

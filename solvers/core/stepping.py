@@ -123,6 +123,18 @@ def integrate(stepper: Stepper[State], schedule: Schedule, state: State,
     return collector.values, state, collector.grid(accepted)
 
 
+def step_through(stepper: Any, times: list[float], start: int, stop: int, state: State) -> State:
+    """A stepper's state at times[stop] from its state at times[start], each step reported to its field: one compiled
+    loop (`stepper.compiled.steps`) when the stepper is compiled and no graph is being recorded, else step by step."""
+    compiled = getattr(stepper, "compiled", None)
+    if compiled is not None and not torch.is_grad_enabled():
+        return compiled.steps(times, start, stop, state)
+    for n in range(start, stop):
+        state = stepper.step(times[n], times[n + 1], state)
+        report_step(stepper.field, True)
+    return state
+
+
 class PlainStepper:
     """y_{n+1} = y_n + Psi_h(t_n, y_n): the base scheme itself (direct_rk, checkpointing). Its state is y.
 
@@ -148,12 +160,7 @@ class PlainStepper:
     def steps(self, times: list[float], start: int, stop: int, y: torch.Tensor) -> torch.Tensor:
         """y at times[stop] from y at times[start] under the current grad mode, each step reported to the field
         (one compiled loop when compiled and no graph is being recorded)."""
-        if self.compiled is not None and not torch.is_grad_enabled():
-            return self.compiled.steps(times, start, stop, y)
-        for n in range(start, stop):
-            y = self.step(times[n], times[n + 1], y)
-            report_step(self.field, True)
-        return y
+        return step_through(self, times, start, stop, y)
 
     def step_with_error(self, t0: float, t1: float, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(y_{n+1}, the tableau's local error estimate)."""
