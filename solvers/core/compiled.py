@@ -4,21 +4,29 @@ On a small field every tensor operation costs far more in dispatch than in arith
 called once per step still pays its own entry cost (guards and wrappers: tens of µs). So what is compiled is the
 *loop*: `Compiler.loop(body, ...)` runs `body` over the steps start .. stop - 1 of a grid inside one
 `torch._higher_order_ops.while_loop`, compiled by torch.compile (inductor) with its C++ wrapper on CPU, so no Python
-runs between steps. The step index is a tensor, so one compiled loop serves every number of steps. The step times
-are read from the grid's own times (a tensor of the host floats), so the compiled steps take exactly the eager
-steps' times. Where a step must stand alone (a checkpointing U-turn, a step under autograd for direct backprop)
-`Compiler.function` compiles it by itself.
+runs between steps; parameters and carried state are one flat tensor each, since the loop handles a tensor handle per
+input and output every iteration. The step index is a tensor, so one compiled loop serves every number of steps.
+The step times are read from the grid's own times (a tensor of the host floats), so the compiled steps take exactly
+the eager steps' times. Where a step must stand alone (a checkpointing U-turn, a step under autograd for direct
+backprop) `Compiler.function` compiles it by itself.
 
 A body is written with the field in functional form (`FunctionalField`): its parameters are explicit arguments,
 so a body can take VJPs with torch.func.vjp inside the compiled graph. The field's evaluations inside a compiled
 loop are not seen by the NFE counter's wrapper; the caller counts them (`solvers.nfe.add_evaluations`-style, see
 `count_steps`).
 
+Any method can take the switch: a `SteppingMethod` has it already (`compile=` in its constructor, `self.compiler`);
+another method (e.g. one whose backward pass is its own loop) makes a `Compiler()` when asked, runs its loop bodies
+through `compiler.loop(key, body, params, times, start, stop, carry)` or `compiler.function(key, fn)`, and returns
+`{"compile": True, "compile_stats": compiler.stats}` from `describe()`.
+
 Compile time is kept apart from step time: `Compiler.stats` (a dict the method's `describe()` hands to the run
 record, filled as compilation happens) holds the seconds spent in first calls of each compiled function (tracing,
 code generation, C++ build) and how many were compiled. Results equal the eager steps' to round-off (the compiled
 kernels may contract a * b + c into one rounding): tests/test_compiled.py holds compiled against eager gradients to
-1e-12 in float64. ODEs on fixed grids only; SDE solves and adaptive steps run eagerly (describe() says so).
+1e-12 in float64. ODEs on fixed grids only; SDE solves and adaptive steps run eagerly (their `compile_stats` count
+no compiled function). The same code compiles for CUDA (inductor's C++ wrapper there drives the GPU kernels); CUDA
+graphs, and any measurement on a GPU, are not done yet: no GPU was available to the session that wrote this.
 """
 
 from __future__ import annotations
