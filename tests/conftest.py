@@ -36,6 +36,28 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.Comp
                           timeout=timeout)
 
 
+@pytest.fixture(scope="session")
+def smoke_reproduction(tmp_path_factory):
+    """`make reproduce-<paper> SCALE=smoke` into a temporary folder, run once per paper and test process: a function
+    of the paper giving (output folder, the finished make process). The sweeps are the slowest part of the suite,
+    so every test of a paper's smoke outputs shares one run; those tests carry `xdist_group("reproduce-<paper>")`
+    so that `pytest -n 2 --dist loadgroup` (make test) sends them to the same process."""
+    done: dict[str, tuple[Path, subprocess.CompletedProcess]] = {}
+
+    def reproduce(paper: str) -> tuple[Path, subprocess.CompletedProcess]:
+        if paper not in done:
+            out = tmp_path_factory.mktemp(paper) / "smoke"
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+            proc = subprocess.run(["make", "--no-print-directory", f"reproduce-{paper}", "SCALE=smoke", f"OUT={out}",
+                                   f"PY={sys.executable}", "ARGS=device=cpu"], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=900)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            done[paper] = (out, proc)
+        return done[paper]
+
+    return reproduce
+
+
 def read_result(run_dir: Path) -> dict:
     return json.loads((run_dir / "result.json").read_text())
 
