@@ -110,10 +110,10 @@ def _record(root: Path, name: str, heldout: int, **fields) -> None:
     one evaluation (the held-out backward NFE the seminorm table sums)."""
     run_dir = root / name
     run_dir.mkdir(parents=True)
-    fields = {"status": "ok", **fields}
-    result = RunResult(method="adjoint", solver="dopri5", rtol=1e-3, atol=1e-6, iterations=10, train_seconds=2.0,
-                       bwd_nfe=100.0, fwd_nfe=50.0, metric="test_accuracy", run_dir=str(run_dir),
-                       git_commit="abc1234", device="cpu", versions={"torch": "2.13.0"}, **fields)
+    defaults = {"method": "adjoint", "solver": "dopri5", "rtol": 1e-3, "atol": 1e-6, "status": "ok",
+                "iterations": 10, "train_seconds": 2.0, "bwd_nfe": 100.0, "fwd_nfe": 50.0, "metric": "test_accuracy",
+                "git_commit": "abc1234", "device": "cpu", "versions": {"torch": "2.13.0"}}
+    result = RunResult(run_dir=str(run_dir), **{**defaults, **fields})
     (run_dir / "result.json").write_text(json.dumps(result.as_json()))
     rows = [StepRow(step=0, loss=1.0, step_seconds=0.2, elapsed=0.2, warmup=False).__dict__,
             EvalRow(step=9, metrics={"test_accuracy": 0.5}, eval_fwd_nfe=5, heldout_fwd_nfe=5,
@@ -158,6 +158,27 @@ def test_report_from_hand_made_records_has_each_verdict(tmp_path, dataset, scale
     assert "no reference" in page and "abc1234" in page and "2.13.0" in page  # verdicts, provenance
     assert "solver_failed: max_num_steps exceeded" in page  # the sweep status, with the failed cell's error
     assert page.count("<section") == 3  # speech commands, acrobot, headline
+
+
+def test_gq_notebook_times_are_compared_as_ratios_to_direct(tmp_path):
+    """The repo notebook's g1d cell (width 3000, lr 1e-4): its total training times over Direct's (Adjoint 6.14,
+    GQ 0.854) against ours, two seeds each; its training MSE (3.4e-8, no spread) against ours (1.0: differs)."""
+    root = tmp_path / "gq" / "quick"
+    for method, seconds in (("direct", (100.0, 110.0)), ("adjoint", (630.0, 660.0)), ("gq", (90.0, 92.0))):
+        for seed, train_seconds in enumerate(seconds):
+            name = f"g1d/{method}{seed}"
+            _record(root, name, 0, task="g1d", method=method, norm="default", seed=seed, scale="quick",
+                    metric="test_mse", metric_value=1e-3, train_seconds=train_seconds)
+            (root / name / ".hydra").mkdir()
+            (root / name / ".hydra" / "config.yaml").write_text("task: {width: 3000}\ntrain: {lr: 0.0001}\n")
+    assert report_main([str(root)]) == 0
+    with (root / "report_verdicts.csv").open() as handle:
+        verdicts = {(r["row"], r["quantity"]): r for r in csv.DictReader(handle) if r["section"] == "g1d_notebook"}
+    assert verdicts[("Adjoint", "total training time / Direct's")]["verdict"] == "reproduced"
+    assert verdicts[("GQ", "total training time / Direct's")]["reference"].startswith("0.854 ")
+    assert verdicts[("GQ", "total training time / Direct's")]["verdict"] == "reproduced"
+    assert verdicts[("Direct", "mean train MSE epochs 190-200")]["verdict"] == "differs"
+    assert "repo notebook (not paper)" in verdicts[("Direct", "mean train MSE epochs 190-200")]["reference"]
 
 
 def test_the_paper_is_read_from_the_path_or_the_experiment_folders(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import gq
-from analysis.report.model import PaperReport, Row, Section, scale_facts, value
+from analysis.report.model import PaperReport, Row, Section, reference_ratio, scale_facts, value
 from analysis.verdict import Comparison, Reference, Value, ratio
 from record import RESULT, read_metrics, step_rows
 
@@ -79,26 +79,28 @@ def notebook_rows(frame: pd.DataFrame) -> list[Row]:
             if len(hit) else None
 
     ok = notebook[notebook["status"] == "ok"]
-    direct = ok[ok["label"] == "Direct"]
+    base = _times(ok[ok["label"] == "Direct"])
     facts = frozenset(scale_facts(notebook))
     rows = []
     for label in ("Direct", "Adjoint", "GQ"):
         runs = ok[ok["label"] == label]
-        mse = _tail_mean(runs["run_dir"], "loss")
-        comparisons = [Comparison("mean train MSE epochs 190-200", "metric", None if mse is None else Value(mse),
+        mse = _value(_tail_mean(runs["run_dir"], "loss"))
+        comparisons = [Comparison("mean train MSE epochs 190-200", "metric", mse,
                                   theirs(label, "mean train MSE epochs 190-200"))]
         if label != "Direct":
-            for column, ours in (("total training time", "train_seconds"), ("mean epoch time epochs 190-200", None)):
-                mine = value(runs[ours]) if ours else _value(_tail_mean(runs["run_dir"], "step_seconds"))
-                base = value(direct[ours]) if ours else _value(_tail_mean(direct["run_dir"], "step_seconds"))
-                reference = [theirs(label, column), theirs("Direct", column)]
-                quotient = ratio(reference[0].value, reference[1].value) if all(reference) else None
-                comparisons.append(Comparison(f"{column} / Direct's", "ratio", ratio(mine, base),
-                                              Reference(quotient, NOTEBOOK_KIND, reference[0].source)
-                                              if quotient else None))
+            comparisons += [Comparison(f"{column} / Direct's", "ratio", ratio(mine, base[column]),
+                                       reference_ratio(theirs(label, column), theirs("Direct", column),
+                                                       NOTEBOOK_KIND))
+                            for column, mine in _times(runs).items()]
         rows.append(Row(label, {"method": label, "runs": _runs(notebook[notebook["label"] == label])}, comparisons,
                         facts))
     return rows
+
+
+def _times(runs: pd.DataFrame) -> dict[str, Value | None]:
+    """The notebook's two times of our runs: the total training time and the mean of the last 10 steps."""
+    return {"total training time": value(runs["train_seconds"]),
+            "mean epoch time epochs 190-200": _value(_tail_mean(runs["run_dir"], "step_seconds"))}
 
 
 def _value(mean: float | None) -> Value | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.verdict import Comparison, Value
+from analysis.verdict import Comparison, Reference, Value, ratio
 
 
 @dataclass
@@ -68,3 +68,16 @@ def scale_facts(frame: pd.DataFrame) -> set[str]:
     if "dataset" in frame and frame["dataset"].fillna("").str.contains("stand-in", case=False).any():
         facts.add("stand-in data")
     return facts
+
+
+def reference_ratio(first: Reference | None, second: Reference | None, kind: str) -> Reference | None:
+    """first / second as a reference value (spreads propagated), under `kind`; None where either is missing."""
+    quotient = ratio(first.value, second.value) if first is not None and second is not None else None
+    return Reference(quotient, kind, first.source) if quotient is not None else None
+
+
+def percent_change(quotient: Value | None) -> Value | None:
+    """A ratio r as the change 100 (r - 1) %, its spread scaled alike."""
+    if quotient is None:
+        return None
+    return Value(100 * (quotient.mean - 1), None if quotient.std is None else 100 * quotient.std, quotient.n)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import reversible as rv
-from analysis.report.model import PaperReport, Row, Section, scale_facts, value
+from analysis.report.model import PaperReport, Row, Section, reference_ratio, scale_facts, value
 from analysis.verdict import Comparison, Reference, Value, ratio
 
 TITLE = "McCallum & Foster 2024 — Efficient, Accurate and Stable Gradients for Neural ODEs"
@@ -89,9 +89,8 @@ def authors(ref: pd.DataFrame, row: str | None, paper_column: str) -> Reference 
                      f"{hit['source'].iloc[0]} ({hit['unit'].iloc[0]})")
 
 
-def _ratio_reference(first: Reference | None, second: Reference | None) -> Reference | None:
-    quotient = ratio(first.value, second.value) if first and second else None
-    return Reference(quotient, f"{rv.KIND} (ratio)", first.source) if quotient else None
+def _ratio_of(first: Reference | None, second: Reference | None) -> Reference | None:
+    return reference_ratio(first, second, f"{rv.KIND} (ratio)")
 
 
 def _ok(frame: pd.DataFrame, **match: object) -> pd.DataFrame:
@@ -122,7 +121,7 @@ def method_rows(root: Path, spec: MethodTable) -> list[Row]:
                 elif label != q.baseline:
                     base = _ok(frame, solver=solver, label=q.baseline)
                     ours = ratio(q.ours(ok), q.ours(base)) if len(ok) and len(base) else None
-                    reference = _ratio_reference(authors(ref, their_row, q.paper_column),
+                    reference = _ratio_of(authors(ref, their_row, q.paper_column),
                                                  authors(ref, f"{theirs_solver} / {q.baseline}", q.paper_column))
                     comparisons.append(Comparison(q.label, q.number, ours, reference))
             cells = {"solver": solver, "method": label,
@@ -152,7 +151,7 @@ def grad_error_rows(root: Path) -> list[Row]:
 
         comparisons = [
             Comparison("reversible memory / DTO's", "ratio", ratio(memory(rev), memory(dto)) if len(rev) and len(dto)
-                       else None, _ratio_reference(theirs("reversible memory"),
+                       else None, _ratio_of(theirs("reversible memory"),
                                                    theirs("discretise-then-optimise memory"))),
             Comparison("reversible gradient error vs DTO", "metric", value(rev["grad_abs_error_sum"]),
                        theirs("reversible gradient error vs DTO")),
@@ -179,7 +178,7 @@ def complexity_rows(root: Path) -> list[Row]:
             group = frame[(frame["T"] == t) & (frame["label"] == label)]
             ok = _ok(group)
             ours = ratio(value(ok["seconds_per_iter"]), value(base["seconds_per_iter"])) if len(ok) else None
-            reference = _ratio_reference(authors(ref, rv.authors_row(label), paper_column),
+            reference = _ratio_of(authors(ref, rv.authors_row(label), paper_column),
                                          authors(ref, rv.REVERSIBLE, paper_column))
             rows.append(Row(f"{steps} steps / {label}", {"steps": str(steps), "method": label,
                                                            "runs": rv.runs_column(group) if len(group) else "not run"},

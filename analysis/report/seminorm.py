@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import seminorm
-from analysis.report.model import PaperReport, Row, Section, scale_facts
+from analysis.report.model import PaperReport, Row, Section, percent_change, reference_ratio, scale_facts
 from analysis.verdict import Comparison, Reference, Value, ratio
 from record import load_results
 
@@ -40,23 +40,17 @@ def draft_value(reference: pd.DataFrame, table: seminorm.PaperTable, rtol: float
     return None
 
 
-def _reference_ratio(first: Reference | None, second: Reference | None, percent: bool) -> Reference | None:
-    if first is None or second is None:
-        return None
-    quotient = ratio(first.value, second.value)
-    if quotient is None:
-        return None
-    if percent:
-        quotient = Value(100 * (quotient.mean - 1), None if quotient.std is None else 100 * quotient.std)
-    return Reference(quotient, f"{first.kind} (from its two rows)", first.source)
+def _draft_ratio(first: Reference | None, second: Reference | None, percent: bool = False) -> Reference | None:
+    """The draft's seminorm row over its default-norm row (as a % change where `percent`)."""
+    quotient = reference_ratio(first, second, f"{first.kind} (from its two rows)" if first else "")
+    if quotient is None or not percent:
+        return quotient
+    return Reference(percent_change(quotient.value), quotient.kind, quotient.source)
 
 
 def _ours_change(row: pd.Series, base: pd.Series, column: str) -> Value | None:
-    quotient = ratio(Value(row[f"{column}_mean"], row[f"{column}_std"]), Value(base[f"{column}_mean"],
-                                                                                 base[f"{column}_std"]))
-    if quotient is None:
-        return None
-    return Value(100 * (quotient.mean - 1), None if quotient.std is None else 100 * quotient.std)
+    return percent_change(ratio(Value(row[f"{column}_mean"], row[f"{column}_std"]),
+                                Value(base[f"{column}_mean"], base[f"{column}_std"])))
 
 
 def table_row(summary: pd.DataFrame, row: pd.Series, table: seminorm.PaperTable, reference: pd.DataFrame,
@@ -75,13 +69,13 @@ def table_row(summary: pd.DataFrame, row: pd.Series, table: seminorm.PaperTable,
     if row["norm"] == "seminorm" and base is not None and base["norm"] != "seminorm":
         comparisons += [
             Comparison("Δ held-out bwd NFE (%)", "change", _ours_change(row, base, "heldout_bwd"),
-                       _reference_ratio(find("backward NFE on test set"),
-                                        find("backward NFE on test set", base["norm"]), percent=True)),
+                       _draft_ratio(find("backward NFE on test set"), find("backward NFE on test set", base["norm"]),
+                                    percent=True)),
             Comparison("train time / default norm's", "ratio",
                        ratio(Value(row["train_seconds_mean"], row["train_seconds_std"]),
                              Value(base["train_seconds_mean"], base["train_seconds_std"])),
-                       _reference_ratio(find("forward+backward time on test set"),
-                                        find("forward+backward time on test set", base["norm"]), percent=False)),
+                       _draft_ratio(find("forward+backward time on test set"),
+                                    find("forward+backward time on test set", base["norm"]))),
         ]
     stand_in = {"stand-in data"} if table.paper_data and row["data"] not in table.paper_data else set()
     cells = {"data": row["data"], "rtol": f"{row['rtol']:g}", "atol": f"{row['atol']:g}",
