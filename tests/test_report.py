@@ -269,17 +269,18 @@ def test_smoke_report_opens_in_chromium(paper, smoke_reproduction, chromium, tmp
         image.load()
         assert image.width > 100 and image.height > 100
 
+    # One Chromium run on a copy of the page with the probe added: the screenshot, the console, and the DOM after
+    # load (the probe's verdict on every image, and any error thrown).
+    probed = tmp_path / "report.html"
+    probed.write_text(page.replace("</body>", PROBE + "</body>"))
     screenshot = tmp_path / f"{paper}_report.png"
-    shown = headless(chromium, report, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1400,2400")
+    shown = headless(chromium, probed, tmp_path / "profile", "--dump-dom", f"--screenshot={screenshot}",
+                     "--window-size=1400,2400")
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert console_messages(shown.stderr) == []
     assert Image.open(screenshot).size == (1400, 2400)
-
-    probed = tmp_path / "probed.html"
-    probed.write_text(page.replace("</body>", PROBE + "</body>"))
-    dom = headless(chromium, probed, tmp_path / "profile", "--dump-dom")
-    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
-    assert found, dom.stdout[-2000:] + dom.stderr[-2000:]
+    found = re.search(r'<pre id="probe">(.*?)</pre>', shown.stdout, re.S)
+    assert found, shown.stdout[-2000:] + shown.stderr[-2000:]
     probe = json.loads(found.group(1).replace("&quot;", '"'))
     assert probe["errors"] == [] and probe["tables"] >= 3
     assert len(probe["images"]) == len(figures) and all(done and width > 0 for done, width in probe["images"])
