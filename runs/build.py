@@ -11,12 +11,14 @@ import difflib
 import functools
 import importlib
 import inspect
+import random
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -138,6 +140,14 @@ def build_method(cfg: DictConfig, solver: SolverSpec | None = None) -> GradientM
     return method
 
 
+def seed_everything(seed: int) -> None:
+    """The one place a run's global random state is set (torch, numpy, random), right before its task is built: a
+    task's model initialisation draws from it, its data from generators salted by the seed (tasks.base)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
 def build_task(cfg: DictConfig, device: torch.device, dtype: torch.dtype) -> Task:
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
@@ -168,8 +178,17 @@ def _schema() -> dict[str, set[str]]:
     for block in ("train", "grad_check", "fault"):
         schema[block] = {str(k) for k in base[block]} | _OPTIONAL.get(block, set())
     for group in ("norm", "scale", "logger"):
-        schema[group] = {str(k) for path in (CONF_DIR / group).glob("*.yaml") for k in OmegaConf.load(path)}
+        schema[group] = {str(k) for path in (CONF_DIR / group).glob("*.yaml") for k in _group_node(path, group)}
     return schema
+
+
+def _group_node(path: Path, group: str) -> DictConfig:
+    """An option file's own node: the file itself, or its `<group>:` node when it is `# @package _global_` (as the
+    scale files are, to set train defaults too)."""
+    node = OmegaConf.load(path)
+    if path.read_text().lstrip().startswith("# @package _global_"):
+        return node.get(group) or OmegaConf.create({})
+    return node
 
 
 # Keys a block may carry that the base config leaves out (adding them there would change every run's fingerprint).

@@ -46,6 +46,7 @@ from runs.build import (
     check_config,
     resolve_device,
     resolve_dtype,
+    seed_everything,
 )
 from runs.checkpoints import load_checkpoint, save_checkpoint
 from runs.gradcheck import gradient_errors
@@ -312,9 +313,7 @@ def _run(cfg: DictConfig, record: RunDir) -> RunResult:
         check_config(cfg)
         device = resolve_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype)
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed % 2**32)
-        random.seed(cfg.seed)
+        seed_everything(cfg.seed)
         task = build_task(cfg, device, dtype)
         method = build_method(cfg)
     except ConfigError as exc:

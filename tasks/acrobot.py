@@ -1,6 +1,6 @@
 """Symplectic ODE-Net learning the acrobot's controlled dynamics (the seminorm paper's "physical control" task).
 
-Data: `tasks/acrobot_data.py` simulates `trajectories` trajectories of `steps` steps for each of the nine constant
+Data: `tasks/data/acrobot.py` simulates `trajectories` trajectories of `steps` steps for each of the nine constant
 controls and cuts them into windows of `window` observations (dt = 0.05). The model predicts each window from its
 first observation; the loss and the test metric are the mean squared error over the whole predicted window
 (all 8 channels, as the authors' code).
@@ -8,34 +8,19 @@ first observation; the loss and the test metric are the mean squared error over 
 
 from __future__ import annotations
 
-import functools
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tasks.acrobot_data import DT, simulate, split_windows
-from tasks.base import Solver, Task
-from tasks.symoden import SymODENField
-
-
-@functools.lru_cache(maxsize=4)
-def acrobot_windows(trajectories: int, steps: int, window: int, data_seed: int,
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(train, val, test) windows (N, window, 8), simulated once per process."""
-    train, val, test = split_windows(simulate(trajectories, steps, data_seed), window)
-    return tuple(torch.from_numpy(np.ascontiguousarray(part)) for part in (train, val, test))
+from tasks.base import TEST_DATA, Solver, Task, positive_ints
+from tasks.data.acrobot import DT, acrobot_windows
+from tasks.models.symoden import SymODENField
 
 
 class AcrobotSymODEN(Task):
     metric = "test_mse"
-    lower_is_better = True
 
     def __init__(
-        self,
-        seed: int,
-        device: torch.device,
-        dtype: torch.dtype,
+        self, seed: int, device: torch.device, dtype: torch.dtype,
         trajectories: int = 128,
         steps: int = 32,
         window: int = 8,
@@ -49,12 +34,9 @@ class AcrobotSymODEN(Task):
         check_size: int = 4,
     ) -> None:
         super().__init__(seed, device, dtype)
-        for key, value in (("trajectories", trajectories), ("mass_hidden", mass_hidden),
-                           ("potential_hidden", potential_hidden), ("control_hidden", control_hidden),
-                           ("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
-                           ("check_size", check_size)):
-            if value < 1:
-                raise ValueError(f"task.{key} must be at least 1, got {value}")
+        positive_ints(trajectories=trajectories, mass_hidden=mass_hidden, potential_hidden=potential_hidden,
+                      control_hidden=control_hidden, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                      check_size=check_size)
         if window < 2 or steps < window:
             raise ValueError(f"task.window must be at least 2 and at most task.steps, got window={window}, "
                              f"steps={steps}")
@@ -62,8 +44,7 @@ class AcrobotSymODEN(Task):
             raise ValueError(f"task.trajectories must be at least 7 (a 70/15/15 split needs a test trajectory), "
                              f"got {trajectories}")
         train, val, test = acrobot_windows(trajectories, steps, window, data_seed)
-        if max_test and max_test < len(test):
-            test = test[torch.randperm(len(test), generator=self.generator(-2))[:max_test]]
+        (test,) = self.subset(max_test, TEST_DATA, test)
         self.train_x, self.val_x, self.test_x = (part.to(device, dtype) for part in (train, val, test))
         self.ts = torch.arange(window, device=device, dtype=dtype) * DT
         self.batch_size = batch_size
@@ -72,7 +53,6 @@ class AcrobotSymODEN(Task):
         self.dataset = (f"acrobot simulated in code (book dynamics, 9 constant controls x {trajectories} "
                         f"trajectories x {steps} steps, seed {data_seed}); {len(train)} train / {len(test)} test "
                         f"windows of {window}")
-        torch.manual_seed(seed)
         self.field = SymODENField(2, 2, mass_hidden, potential_hidden, control_hidden).to(device, dtype)
         self.model = self.field
 

@@ -3,7 +3,7 @@
 Settings from repo sammccallum/reversible, experiments/cnf/cnf.py: make_moons(n=1000, noise=0.05, random_state=0),
 standardised; 4 concat-squash layers of width 128 with tanh; exact divergence; [0, 1] with fixed steps of 0.01;
 full batch. The metric is the training NLL (the paper reports the best training NLL over iterations; analysis takes
-the minimum over the evaluations in metrics.jsonl). The flow and its field are those of tasks/cnf.py.
+the minimum over the evaluations in metrics.jsonl). The flow and its field are those of tasks/models/cnf.py.
 """
 
 from __future__ import annotations
@@ -11,24 +11,23 @@ from __future__ import annotations
 import torch
 from sklearn.datasets import make_moons
 
-from tasks.base import Solver, Task
-from tasks.cnf import CNFField, ConcatSquashNet, standard_normal_logprob
+from tasks.base import Solver, Task, positive_ints
+from tasks.models.cnf import CNFField, ConcatSquashNet, flow_nll
 
 
 class CNFMoons(Task):
     metric = "train_nll"
-    lower_is_better = True
 
     def __init__(self, seed: int, device: torch.device, dtype: torch.dtype, num_points: int = 1000,
                  noise: float = 0.05, hidden: int = 128, num_layers: int = 3, time_length: float = 1.0,
                  check_size: int = 64) -> None:
         super().__init__(seed, device, dtype)
-        if num_points < 2 or hidden < 1 or num_layers < 1:
-            raise ValueError("task.num_points must be at least 2, task.hidden and task.num_layers at least 1")
+        if num_points < 2:
+            raise ValueError(f"task.num_points must be at least 2, got {num_points}")
+        positive_ints(hidden=hidden, num_layers=num_layers)
         x, _ = make_moons(n_samples=num_points, noise=noise, random_state=0)
         x = torch.as_tensor(x, dtype=dtype)
         self.x = ((x - x.mean(0)) / x.std(0)).to(device)
-        torch.manual_seed(seed)
         self.field = CNFField(ConcatSquashNet(2, hidden, num_layers), dim=2).to(device, dtype)
         self.model = self.field
         self.ts = torch.tensor([0.0, time_length], device=device, dtype=dtype)
@@ -36,9 +35,7 @@ class CNFMoons(Task):
         self.dataset = f"sklearn make_moons(n={num_points}, noise={noise}, random_state=0), standardised"
 
     def nll(self, x: torch.Tensor, solver: Solver) -> torch.Tensor:
-        state0 = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
-        state_T = solver.solve(self.field, state0, self.ts)[-1]
-        return -(standard_normal_logprob(state_T[:, :2]) + state_T[:, 2]).mean()
+        return flow_nll(self.field, x, self.ts, solver.solve)
 
     def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
         return self.nll(self.x, solver)

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from tasks.base import Solver, Task
-from tasks.cnf import CNFField, ConcatSquashNet, standard_normal_logprob
-from tasks.toy_data import TOY_DENSITIES
+from tasks.base import CNF_TOY_CHECK_DATA, CNF_TOY_TEST_DATA, Solver, Task, positive_ints, positive_numbers
+from tasks.data.toy_densities import TOY_DENSITIES
+from tasks.models.cnf import CNFField, ConcatSquashNet, flow_nll
 
 
 class CNFToy(Task):
     metric = "test_nll"
-    lower_is_better = True
 
     def __init__(
-        self,
-        seed: int,
-        device: torch.device,
-        dtype: torch.dtype,
+        self, seed: int, device: torch.device, dtype: torch.dtype,
         density: str = "pinwheel",
         hidden: int = 64,
         num_layers: int = 3,
@@ -30,32 +26,25 @@ class CNFToy(Task):
         super().__init__(seed, device, dtype)
         if density not in TOY_DENSITIES:
             raise ValueError(f"task.density={density!r} is not a toy density; choose one of {', '.join(TOY_DENSITIES)}")
-        for key, value in (("hidden", hidden), ("num_layers", num_layers), ("batch_size", batch_size),
-                           ("test_size", test_size), ("eval_batch_size", eval_batch_size)):
-            if value < 1:
-                raise ValueError(f"task.{key} must be at least 1, got {value}")
-        if time_length <= 0:
-            raise ValueError(f"task.time_length must be positive, got {time_length}")
+        positive_ints(hidden=hidden, num_layers=num_layers, batch_size=batch_size, test_size=test_size,
+                      eval_batch_size=eval_batch_size)
+        positive_numbers(time_length=time_length)
         self.sample = TOY_DENSITIES[density]
         self.dataset = f"ffjord_toy:{density} (generated)"
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        torch.manual_seed(seed)
         self.field = CNFField(ConcatSquashNet(2, hidden, num_layers), dim=2).to(device, dtype)
         self.model = self.field
         self.ts = torch.tensor([0.0, time_length], device=device, dtype=dtype)
-        self.test_x = self._to(self.sample(test_size, self.generator(-1)))
-        self.check_x = self._to(self.sample(check_size, self.generator(-2)))
+        self.test_x = self._to(self.sample(test_size, self.generator(CNF_TOY_TEST_DATA)))
+        self.check_x = self._to(self.sample(check_size, self.generator(CNF_TOY_CHECK_DATA)))
 
     def _to(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device, self.dtype)
 
     def nll(self, x: torch.Tensor, solver: Solver) -> torch.Tensor:
         """Mean negative log-likelihood of the points x under the flow."""
-        state0 = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
-        state_T = solver.solve(self.field, state0, self.ts)[-1]
-        logp = standard_normal_logprob(state_T[:, :2]) + state_T[:, 2]
-        return -logp.mean()
+        return flow_nll(self.field, x, self.ts, solver.solve)
 
     def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
         return self.nll(self._to(self.sample(self.batch_size, self.generator(step))), solver)

@@ -10,22 +10,21 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from tasks.base import FullBatchTask, Solver
-from tasks.mlp import MLPField
+from tasks.base import FullBatchTask, Solver, positive_ints
+from tasks.models.mlp import MLPField
 
 
 class G1D(FullBatchTask):
     metric = "test_mse"
-    lower_is_better = True
 
     def __init__(self, seed: int, device: torch.device, dtype: torch.dtype, width: int = 20,
                  augment_dim: int = 3) -> None:
         super().__init__(seed, device, dtype)
-        if width < 1 or augment_dim < 0:
-            raise ValueError("task.width must be >= 1 and task.augment_dim >= 0")
+        positive_ints(width=width)
+        if augment_dim < 0:
+            raise ValueError(f"task.augment_dim must be at least 0, got {augment_dim}")
         self.dataset = "g1d (two points, generated)"
         self.augment_dim = augment_dim
-        torch.manual_seed(seed)
         self.field = MLPField(1 + augment_dim, width, time=False).to(device, dtype)
         self.model = self.field
         self.x = torch.tensor([[-1.0], [1.0]], device=device, dtype=dtype)

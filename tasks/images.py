@@ -13,20 +13,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from tasks.base import Solver, Task
-from tasks.image_data import load_images
-
-
-class ConvField(nn.Module):
-    def __init__(self, channels: int, hidden: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, hidden, 3, padding=1), nn.Softplus(),
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.Softplus(),
-            nn.Conv2d(hidden, channels, 3, padding=1),
-        )
-
-    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+from tasks.data.images import load_images
+from tasks.models.conv import ConvField
 
 
 class ImageODE(Task):
@@ -34,10 +22,7 @@ class ImageODE(Task):
     lower_is_better = False
 
     def __init__(
-        self,
-        seed: int,
-        device: torch.device,
-        dtype: torch.dtype,
+        self, seed: int, device: torch.device, dtype: torch.dtype,
         data: str = "auto",
         data_dir: str = "data",
         download: bool = True,
@@ -60,7 +45,6 @@ class ImageODE(Task):
         self.batch_size, self.eval_batch_size, self.check_size = batch_size, eval_batch_size, check_size
         channels, size = self.train_x.shape[1], self.train_x.shape[-1]
         pad = 1 if size < 16 else 0
-        torch.manual_seed(seed)
         self.encoder = nn.Sequential(
             nn.BatchNorm2d(channels), nn.ReLU(), nn.Conv2d(channels, state_channels, 3, padding=pad),
             nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(state_channels, state_channels, 3, padding=pad),

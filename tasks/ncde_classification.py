@@ -3,43 +3,20 @@
 `data` picks the series: `speech_commands` (the seminorm paper's experiment: 20 MFCCs of 10 spoken words, split
 70/15/15 stratified as the authors' code) or `uea/<Name>` (a UEA archive dataset with its official train/test
 split, e.g. `uea/JapaneseVowels`, which the aeon wheel ships: the offline stand-in for Speech Commands, or
-`uea/CharacterTrajectories` for McCallum & Foster's experiment). Preprocessing is shared (tasks/time_series.py):
-normalised channels, time appended, short series padded with their last value.
+`uea/CharacterTrajectories` for McCallum & Foster's experiment). Loading and preprocessing: tasks/data/time_series.py
+(normalised channels, time appended, short series padded with their last value); the model: tasks/models/ncde.py.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
 
-from tasks.base import Solver, Task
-from tasks.ncde import INTERPOLATIONS, NeuralCDE, interpolation_coeffs, make_control
-from tasks.speech_commands_data import load_speech_commands
-from tasks.time_series import SeriesSplits, prepare
-from tasks.uea_data import load_uea
-
-
-@functools.lru_cache(maxsize=4)
-def load_splits(data: str, data_dir: str, download: bool) -> SeriesSplits:
-    """The prepared splits of `data` (cached per process: the float64 gradient check rebuilds the task)."""
-    if data == "speech_commands":
-        x, y, description = load_speech_commands(data_dir, download_if_missing=download)
-        index = np.arange(len(y))
-        # The authors' split: 70% train, then the rest halved into val/test, stratified, random_state 0 then 1.
-        train, rest = train_test_split(index, train_size=0.7, random_state=0, shuffle=True, stratify=y.numpy())
-        val, test = train_test_split(rest, train_size=0.5, random_state=1, shuffle=True, stratify=y[rest].numpy())
-        series = x.numpy()
-        return prepare(series[train], y[train].numpy(), series[test], y[test].numpy(), description,
-                       val=series[val], val_labels=y[val].numpy())
-    if data.startswith("uea/"):
-        train_x, train_y, test_x, test_y, description = load_uea(data[4:], data_dir, download=download)
-        return prepare(train_x, train_y, test_x, test_y, description)
-    raise ValueError(f"task.data={data!r} is not known; use speech_commands or uea/<Name> (e.g. uea/JapaneseVowels)")
+from tasks.base import TEST_DATA, TRAIN_DATA, Solver, Task, positive_ints
+from tasks.data.time_series import load_splits
+from tasks.models.ncde import INTERPOLATIONS, NeuralCDE, interpolation_coeffs, make_control
 
 
 class NCDEClassification(Task):
@@ -47,10 +24,7 @@ class NCDEClassification(Task):
     lower_is_better = False
 
     def __init__(
-        self,
-        seed: int,
-        device: torch.device,
-        dtype: torch.dtype,
+        self, seed: int, device: torch.device, dtype: torch.dtype,
         data: str = "speech_commands",
         data_dir: str = "data",
         download: bool = True,
@@ -69,10 +43,8 @@ class NCDEClassification(Task):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"task.interpolation={interpolation!r} is not known; choose one of "
                              f"{', '.join(INTERPOLATIONS)}")
-        for key, value in (("hidden", hidden), ("width", width), ("depth", depth), ("batch_size", batch_size),
-                           ("eval_batch_size", eval_batch_size), ("check_size", check_size)):
-            if value < 1:
-                raise ValueError(f"task.{key} must be at least 1, got {value}")
+        positive_ints(hidden=hidden, width=width, depth=depth, batch_size=batch_size,
+                      eval_batch_size=eval_batch_size, check_size=check_size)
         for key, value in (("max_train", max_train), ("max_test", max_test)):
             if value < 0:
                 raise ValueError(f"task.{key} must be 0 (all) or positive, got {value}")
@@ -81,8 +53,8 @@ class NCDEClassification(Task):
         self.jump_at_knots = jump_at_knots
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        train_x, train_y = self._subset(splits.train_x, splits.train_y, max_train, -1)
-        test_x, test_y = self._subset(splits.test_x, splits.test_y, max_test, -2)
+        train_x, train_y = self.subset(max_train, TRAIN_DATA, splits.train_x, splits.train_y)
+        test_x, test_y = self.subset(max_test, TEST_DATA, splits.test_x, splits.test_y)
         held_x, held_y = (splits.val_x, splits.val_y) if splits.val_x is not None else (test_x, test_y)
         held_x, held_y = held_x[:eval_batch_size], held_y[:eval_batch_size]
         sizes = f"{len(train_y)} train / {len(test_y)} test series"
@@ -91,14 +63,7 @@ class NCDEClassification(Task):
         self.test_coeffs, self.test_y = self._coeffs(test_x), test_y.to(device)
         self.held_coeffs, self.held_y = self._coeffs(held_x), held_y.to(device)
         self.check_coeffs, self.check_y = self.train_coeffs[:check_size], self.train_y[:check_size]
-        torch.manual_seed(seed)
         self.model = NeuralCDE(splits.channels, hidden, width, depth, splits.num_classes).to(device, dtype)
-
-    def _subset(self, x: torch.Tensor, y: torch.Tensor, size: int, salt: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not size or size >= len(y):
-            return x, y
-        keep = torch.randperm(len(y), generator=self.generator(salt))[:size]
-        return x[keep], y[keep]
 
     def _coeffs(self, x: torch.Tensor) -> torch.Tensor:
         return interpolation_coeffs(x.to(self.device, self.dtype), self.interpolation)

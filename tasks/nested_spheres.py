@@ -1,8 +1,9 @@
 """Nested spheres (Dupont et al. 2019's "g" task, as the GQ paper runs it): an augmented neural ODE classifier.
 
-Points uniform in [-1, 1]^2: class 0 inside radius 0.4, class 1 in the ring 0.7 < r < 0.9 (rejection sampling).
-The state is the point with `augment_dim` zeros appended (5 by default); a time-dependent MLP of width `width`
-moves it over [0, 1]; a linear layer classifies the final state. Metric: test accuracy (%).
+Points uniform in [-1, 1]^2: class 0 inside radius 0.4, class 1 in the ring 0.7 < r < 0.9 (rejection sampling,
+tasks/data/nested_spheres.py). The state is the point with `augment_dim` zeros appended (3 by default); a
+time-dependent MLP of width `width` moves it over [0, 1]; a linear layer classifies the final state. Metric: test
+accuracy (%).
 """
 
 from __future__ import annotations
@@ -11,23 +12,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tasks.base import Solver, Task
-from tasks.mlp import MLPField
-
-
-def nested_spheres(per_class: int, generator: torch.Generator, inner: float = 0.4,
-                   ring: tuple[float, float] = (0.7, 0.9)) -> tuple[torch.Tensor, torch.Tensor]:
-    """`per_class` points of each class, in a fixed shuffled order."""
-    inside, outside = [], []
-    while sum(len(x) for x in inside) < per_class or sum(len(x) for x in outside) < per_class:
-        x = torch.rand(4 * per_class, 2, generator=generator, dtype=torch.float64) * 2 - 1
-        r = x.norm(dim=1)
-        inside.append(x[r < inner])
-        outside.append(x[(r > ring[0]) & (r < ring[1])])
-    x = torch.cat([torch.cat(inside)[:per_class], torch.cat(outside)[:per_class]])
-    labels = torch.cat([torch.zeros(per_class), torch.ones(per_class)]).long()
-    order = torch.randperm(2 * per_class, generator=generator)
-    return x[order], labels[order]
+from tasks.base import TEST_DATA, TRAIN_DATA, Solver, Task, positive_ints, positive_numbers
+from tasks.data.nested_spheres import nested_spheres
+from tasks.models.mlp import MLPField
 
 
 class NestedSpheres(Task):
@@ -35,10 +22,7 @@ class NestedSpheres(Task):
     lower_is_better = False
 
     def __init__(
-        self,
-        seed: int,
-        device: torch.device,
-        dtype: torch.dtype,
+        self, seed: int, device: torch.device, dtype: torch.dtype,
         width: int = 20,
         augment_dim: int = 3,
         time_length: float = 1.0,
@@ -48,24 +32,22 @@ class NestedSpheres(Task):
         check_size: int = 16,
     ) -> None:
         super().__init__(seed, device, dtype)
-        for key, value in (("width", width), ("batch_size", batch_size), ("train_per_class", train_per_class),
-                           ("test_per_class", test_per_class), ("check_size", check_size)):
-            if value < 1:
-                raise ValueError(f"task.{key} must be at least 1, got {value}")
-        if augment_dim < 0 or time_length <= 0:
-            raise ValueError("task.augment_dim must be >= 0 and task.time_length positive")
+        positive_ints(width=width, batch_size=batch_size, train_per_class=train_per_class,
+                      test_per_class=test_per_class, check_size=check_size)
+        if augment_dim < 0:
+            raise ValueError(f"task.augment_dim must be at least 0, got {augment_dim}")
+        positive_numbers(time_length=time_length)
         self.dataset = "nested_spheres (generated)"
         self.batch_size = min(batch_size, 2 * train_per_class)
         self.augment_dim = augment_dim
         self.check_size = check_size
-        torch.manual_seed(seed)
         self.field = MLPField(2 + augment_dim, width).to(device, dtype)
         self.decoder = nn.Linear(2 + augment_dim, 2).to(device, dtype)
         self.model = nn.ModuleDict({"field": self.field, "decoder": self.decoder})
         self.ts = torch.tensor([0.0, time_length], device=device, dtype=dtype)
-        x, y = nested_spheres(train_per_class, self.generator(-1))
+        x, y = nested_spheres(train_per_class, self.generator(TRAIN_DATA))
         self.train_x, self.train_y = x.to(device, dtype), y.to(device)
-        x, y = nested_spheres(test_per_class, self.generator(-2))
+        x, y = nested_spheres(test_per_class, self.generator(TEST_DATA))
         self.test_x, self.test_y = x.to(device, dtype), y.to(device)
 
     def logits(self, x: torch.Tensor, solver: Solver) -> torch.Tensor:

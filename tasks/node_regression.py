@@ -10,32 +10,19 @@ steps grows (v2, width 10). Test metric: the MSE itself (there is no held-out sp
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from tasks.base import FullBatchTask, Solver
-
-
-class ScalarField(nn.Module):
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(1, width), nn.Tanh(), nn.Linear(width, 1))
-
-    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.net(y)
+from tasks.base import FullBatchTask, Solver, positive_ints, positive_numbers
+from tasks.models.mlp import TanhField
 
 
 class NODERegression(FullBatchTask):
-    lower_is_better = True
 
     def __init__(self, seed: int, device: torch.device, dtype: torch.dtype, width: int = 50,
                  time_length: float = 1.0, num_points: int = 1000) -> None:
         super().__init__(seed, device, dtype)
-        if width < 1 or num_points < 1:
-            raise ValueError("task.width and task.num_points must be at least 1")
-        if time_length <= 0:
-            raise ValueError(f"task.time_length must be positive, got {time_length}")
-        torch.manual_seed(seed)
-        self.model = ScalarField(width).to(device, dtype)
+        positive_ints(width=width, num_points=num_points)
+        positive_numbers(time_length=time_length)
+        self.model = TanhField(1, width).to(device, dtype)
         self.x = torch.linspace(-2, 2, num_points, device=device, dtype=dtype)[:, None]
         self.y = self.x**3 + self.x
         self.ts = torch.tensor([0.0, time_length], device=device, dtype=dtype)

@@ -1,16 +1,17 @@
 """Ornstein–Uhlenbeck SDE (the GQ paper's SDE experiment): learn drift and diffusion from sample paths.
 
-Data: the Stratonovich SDE dX = (mu t - theta X) dt + (sigma + phi t) o dW (mu 0.2, theta 0.1, sigma 0.6, phi 0.15),
-t in [0, 10] at 101 equal times, X0 ~ U(-3, 3); `train_initial` initial values x `samples` paths each (paper: 200 x
-45 train, 20 x 45 test), simulated with torchsde (reversible Heun, dt 0.01) in float64 from a seeded Brownian motion.
+Data (tasks/data/ornstein_uhlenbeck.py): the Stratonovich SDE dX = (mu t - theta X) dt + (sigma + phi t) o dW (mu 0.2,
+theta 0.1, sigma 0.6, phi 0.15), t in [0, 10] at 101 equal times, X0 ~ U(-3, 3); `train_initial` initial values x
+`samples` paths each (paper: 200 x 45 train, 20 x 45 test), simulated with torchsde (reversible Heun, dt 0.01) in
+float64 from a seeded Brownian motion.
 
 Model: drift and diffusion both time-dependent MLPs of width `width` (diagonal noise, Stratonovich).
 Loss and metric (the paper's): at every time after t0 and for every initial value, fit a Gaussian (mean, std over
 the samples) to the predicted and to the true values; KL(predicted || true), averaged.
 
 `train_as`:
-  - `wong_zakai`: train the ODE dx/dt = f + g xi(t) with smooth noise (tasks.wong_zakai; fresh xi per step) through
-    `solver.solve`, so ANY ODE gradient method applies; then the same f, g are evaluated as the SDE.
+  - `wong_zakai`: train the ODE dx/dt = f + g xi(t) with smooth noise (tasks.models.wong_zakai; fresh xi per step)
+    through `solver.solve`, so ANY ODE gradient method applies; then the same f, g are evaluated as the SDE.
   - `sde`: train the SDE itself through `solver.solve_sde` (torchsde direct / adjoint: the baseline rows).
 Evaluation always solves the SDE with torchsde (reversible Heun, `eval_dt`) under no_grad: `test_kl` (the headline)
 is the transferred SDE's KL; `ode_test_kl` the Wong–Zakai ODE's (wong_zakai runs only).
@@ -20,54 +21,24 @@ from __future__ import annotations
 
 import torch
 import torchsde
-from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from tasks.base import Solver, Task
-from tasks.mlp import MLPField
-from tasks.wong_zakai import WongZakaiODE
+from tasks.base import (
+    OU_CHECK_NOISE,
+    OU_EVAL_NOISE,
+    STEP_BROWNIAN,
+    STEP_NOISE,
+    Solver,
+    Task,
+    positive_ints,
+)
+from tasks.data.ornstein_uhlenbeck import simulate_ou
+from tasks.models.mlp import NeuralSDE
+from tasks.models.wong_zakai import WongZakaiODE
 
-TRUE = {"mu": 0.2, "theta": 0.1, "sigma": 0.6, "phi": 0.15}
-
-
-class TrueOU(nn.Module):
-    noise_type = "diagonal"
-    sde_type = "stratonovich"
-
-    def f(self, t, x):
-        return TRUE["mu"] * t - TRUE["theta"] * x
-
-    def g(self, t, x):
-        return (TRUE["sigma"] + TRUE["phi"] * t) * torch.ones_like(x)
-
-
-class NeuralSDE(nn.Module):
-    """Drift and diagonal diffusion, each a time-dependent MLP (torchsde protocol)."""
-
-    noise_type = "diagonal"
-    sde_type = "stratonovich"
-
-    def __init__(self, dim: int, width: int) -> None:
-        super().__init__()
-        self.drift = MLPField(dim, width)
-        self.diffusion = MLPField(dim, width)
-
-    def f(self, t, x):
-        return self.drift(t, x)
-
-    def g(self, t, x):
-        return self.diffusion(t, x)
-
-
-def simulate_ou(initial: int, samples: int, ts: torch.Tensor, dt: float, seed: int) -> torch.Tensor:
-    """True paths, shape (initial, samples, len(ts)), float64."""
-    g = torch.Generator().manual_seed(seed)
-    x0 = (torch.rand(initial, 1, generator=g, dtype=torch.float64) * 6 - 3).repeat_interleave(samples, 0)
-    bm = torchsde.BrownianInterval(t0=float(ts[0]), t1=float(ts[-1]), size=x0.shape, dtype=torch.float64,
-                                   entropy=seed, levy_area_approximation="none")
-    with torch.no_grad():
-        paths = torchsde.sdeint(TrueOU(), x0, ts, bm=bm, method="reversible_heun", dt=dt)
-    return paths[..., 0].T.reshape(initial, samples, len(ts))
+# The entropy of the Brownian motion every evaluation of the transferred SDE uses: one fixed set of paths, the same
+# for every seed and run, so test_kl compares models on the same noise. Never change it (it fixes the test metric).
+EVAL_BROWNIAN_ENTROPY = 12345
 
 
 def gaussian_kl(predicted: torch.Tensor, true: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -79,13 +50,9 @@ def gaussian_kl(predicted: torch.Tensor, true: torch.Tensor, eps: float = 1e-6) 
 
 class OUSDE(Task):
     metric = "test_kl"
-    lower_is_better = True
 
     def __init__(
-        self,
-        seed: int,
-        device: torch.device,
-        dtype: torch.dtype,
+        self, seed: int, device: torch.device, dtype: torch.dtype,
         width: int = 5,
         train_as: str = "wong_zakai",
         ncosines: int = 10,
@@ -103,10 +70,8 @@ class OUSDE(Task):
         super().__init__(seed, device, dtype)
         if train_as not in ("wong_zakai", "sde"):
             raise ValueError(f"task.train_as={train_as!r} is not a training mode; choose wong_zakai or sde")
-        for key, value in (("width", width), ("batch_size", batch_size), ("train_initial", train_initial),
-                           ("test_initial", test_initial), ("samples", samples)):
-            if value < 1:
-                raise ValueError(f"task.{key} must be at least 1, got {value}")
+        positive_ints(width=width, batch_size=batch_size, train_initial=train_initial, test_initial=test_initial,
+                      samples=samples)
         if samples < 2 or num_times < 2:
             raise ValueError("task.samples and task.num_times must be at least 2 (a Gaussian per time needs 2 samples)")
         self.dataset = "ornstein_uhlenbeck (simulated with torchsde)"
@@ -116,7 +81,6 @@ class OUSDE(Task):
         self.train_paths = simulate_ou(train_initial, samples, ts64, data_dt, train_seed).to(device, dtype)
         self.test_paths = simulate_ou(test_initial, samples, ts64, data_dt, test_seed).to(device, dtype)
         self.ts = ts64.to(device, dtype)
-        torch.manual_seed(seed)
         self.sde = NeuralSDE(1, width).to(device, dtype)
         self.model = self.sde
         self.ode = WongZakaiODE(self.sde, 0.0, t_end, ncosines)
@@ -149,18 +113,18 @@ class OUSDE(Task):
     def train_loss(self, step: int, solver: Solver) -> torch.Tensor:
         paths = self._batch(step)
         if self.train_as == "wong_zakai":
-            return self.kl(self.predict_ode(paths, solver, self.generator(step, 1)), paths)
-        entropy = hash((self.seed, step, 2)) % (2**31)
-        return self.kl(self.predict_sde(paths, solver.solve_sde, entropy), paths)
+            return self.kl(self.predict_ode(paths, solver, self.generator(step, STEP_NOISE)), paths)
+        return self.kl(self.predict_sde(paths, solver.solve_sde, self.entropy(step, STEP_BROWNIAN)), paths)
 
     def _sdeint(self, sde, x0, ts, bm):
         return torchsde.sdeint(sde, x0, ts, bm=bm, method="reversible_heun", dt=self.eval_dt)
 
     @torch.no_grad()
     def evaluate(self, solver: Solver) -> dict[str, float]:
-        out = {"test_kl": self.kl(self.predict_sde(self.test_paths, self._sdeint, 12345), self.test_paths).item()}
+        sde = self.predict_sde(self.test_paths, self._sdeint, EVAL_BROWNIAN_ENTROPY)
+        out = {"test_kl": self.kl(sde, self.test_paths).item()}
         if self.train_as == "wong_zakai":
-            ode = self.predict_ode(self.test_paths, solver, self.generator(-5))
+            ode = self.predict_ode(self.test_paths, solver, self.generator(OU_EVAL_NOISE))
             out["ode_test_kl"] = self.kl(ode, self.test_paths).item()
         return out
 
@@ -169,4 +133,4 @@ class OUSDE(Task):
         if self.train_as != "wong_zakai":
             return None
         paths = self.train_paths[: min(4, len(self.train_paths))]
-        return self.kl(self.predict_ode(paths, solver, self.generator(-6)), paths)
+        return self.kl(self.predict_ode(paths, solver, self.generator(OU_CHECK_NOISE)), paths)

@@ -1,47 +1,26 @@
 """Sines (the GQ paper's time-series task): a second-order neural ODE fitted to y(t) = A sin t + B cos t.
 
 (A, B) ~ U(-1, 1)^2 per curve; `num_times` observation times on [0, 2 pi], regular (linspace) or irregular (sorted
-uniform draws with the first set to 0), shared by every curve. The model starts from the true [y(0), y'(0)] = [B, A]
-(the authors' encoder is the identity on that state) and is fitted by MSE on y at every observation time.
-Full batch, as in the paper. Metric: test MSE on held-out curves.
+uniform draws with the first set to 0), shared by every curve (tasks/data/sines.py). The model starts from the true
+[y(0), y'(0)] = [B, A] (the authors' encoder is the identity on that state) and is fitted by MSE on y at every
+observation time. Full batch, as in the paper. Metric: test MSE on held-out curves.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.nn import functional as F
 
-from tasks.base import Solver, Task
-from tasks.mlp import SecondOrderField
-
-
-def sine_curves(n: int, times: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Initial states [B, A] (n, 2) and observations y(t) (len(times), n, 1)."""
-    ab = torch.rand(n, 2, generator=generator, dtype=torch.float64) * 2 - 1
-    a, b = ab[:, 0], ab[:, 1]
-    y = a[None] * torch.sin(times[:, None]) + b[None] * torch.cos(times[:, None])
-    return torch.stack([b, a], dim=1), y[..., None]
-
-
-def observation_times(num_times: int, regular: bool, generator: torch.Generator) -> torch.Tensor:
-    if regular:
-        return torch.linspace(0, 2 * math.pi, num_times, dtype=torch.float64)
-    times = torch.sort(torch.rand(num_times, generator=generator, dtype=torch.float64) * 2 * math.pi).values
-    times[0] = 0.0
-    return times
+from tasks.base import SINES_TIMES, TEST_DATA, TRAIN_DATA, Solver, Task, positive_ints
+from tasks.data.sines import observation_times, sine_curves
+from tasks.models.mlp import SecondOrderField
 
 
 class Sines(Task):
     metric = "test_mse"
-    lower_is_better = True
 
     def __init__(
-        self,
-        seed: int,
-        device: torch.device,
-        dtype: torch.dtype,
+        self, seed: int, device: torch.device, dtype: torch.dtype,
         width: int = 100,
         num_times: int = 10,
         regular: bool = True,
@@ -49,19 +28,17 @@ class Sines(Task):
         test_curves: int = 5,
     ) -> None:
         super().__init__(seed, device, dtype)
-        for key, value in (("width", width), ("train_curves", train_curves), ("test_curves", test_curves)):
-            if value < 1:
-                raise ValueError(f"task.{key} must be at least 1, got {value}")
+        positive_ints(width=width, train_curves=train_curves, test_curves=test_curves)
         if num_times < 2:
             raise ValueError(f"task.num_times must be at least 2, got {num_times}")
         self.dataset = f"sines ({num_times} {'regular' if regular else 'irregular'} times, generated)"
-        torch.manual_seed(seed)
         self.field = SecondOrderField(1, width).to(device, dtype)
         self.model = self.field
-        self.ts = observation_times(num_times, regular, self.generator(-3)).to(device, dtype)
+        self.ts = observation_times(num_times, regular, self.generator(SINES_TIMES)).to(device, dtype)
         to = lambda x: x.to(device, dtype)
-        self.train_x0, self.train_y = map(to, sine_curves(train_curves, self.ts.double().cpu(), self.generator(-1)))
-        self.test_x0, self.test_y = map(to, sine_curves(test_curves, self.ts.double().cpu(), self.generator(-2)))
+        times = self.ts.double().cpu()
+        self.train_x0, self.train_y = map(to, sine_curves(train_curves, times, self.generator(TRAIN_DATA)))
+        self.test_x0, self.test_y = map(to, sine_curves(test_curves, times, self.generator(TEST_DATA)))
 
     def mse(self, x0: torch.Tensor, y: torch.Tensor, solver: Solver) -> torch.Tensor:
         return F.mse_loss(solver.solve(self.field, x0, self.ts)[..., :1], y)

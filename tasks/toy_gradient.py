@@ -12,18 +12,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from tasks.base import Solver, Task
-
-
-class Exponential(nn.Module):
-    def __init__(self, a: float) -> None:
-        super().__init__()
-        self.a = nn.Parameter(torch.tensor(a, dtype=torch.float64))
-
-    def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.a * z
+from tasks.models.exponential import Exponential
 
 
 def analytic(z0: float, a: float, T: float) -> dict[str, float]:
@@ -33,7 +24,6 @@ def analytic(z0: float, a: float, T: float) -> dict[str, float]:
 
 class ToyGradient(Task):
     metric = "mean_rel_error_da"
-    lower_is_better = True
 
     def __init__(self, seed: int, device: torch.device, dtype: torch.dtype, z0: float = 10.0, a: float = 0.2,
                  t_start: float = 19.0, t_stop: float = 29.0, t_step: float = 0.02) -> None:

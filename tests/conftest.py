@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -41,3 +43,13 @@ def read_result(run_dir: Path) -> dict:
 @pytest.fixture
 def config():
     return make_config
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the RNG state a run starts from (seed 0): `runs.loop.run` seeds torch, numpy and random
+    right before it builds the task, and task constructors do not seed, so a test that builds a task directly gets
+    the initial parameters a run with seed 0 gets, whatever ran before it in this process."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)

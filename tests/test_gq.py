@@ -12,7 +12,7 @@ from solvers.adjoint import ContinuousAdjoint
 from solvers.base import SolverSpec
 from solvers.direct import DirectBackprop
 from solvers.gq import GaussLegendreAdjoint, gauss_legendre, node_counts
-from tasks.cnf import CNFField, ConcatSquashNet
+from tasks.models.cnf import CNFField, ConcatSquashNet
 
 TIGHT = SolverSpec("dopri5", rtol=1e-10, atol=1e-10)
 REFERENCE = SolverSpec("dopri5", rtol=1e-11, atol=1e-11)

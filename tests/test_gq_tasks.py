@@ -18,9 +18,9 @@ from solvers.adjoint import ContinuousAdjoint
 from solvers.base import SolverSpec
 from solvers.direct import DirectBackprop
 from solvers.gq import GaussLegendreAdjoint
-from tasks.image_data import load_images, read_idx
-from tasks.nested_spheres import nested_spheres
-from tasks.wong_zakai import WongZakaiODE, cosine_basis
+from tasks.data.images import load_images, read_idx
+from tasks.data.nested_spheres import nested_spheres
+from tasks.models.wong_zakai import WongZakaiODE, cosine_basis
 
 SPEC = SolverSpec("dopri5", rtol=1e-3, atol=1e-6)
 

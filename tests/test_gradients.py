@@ -11,7 +11,7 @@ from torch import nn
 from solvers.adjoint import ContinuousAdjoint
 from solvers.base import SolverSpec
 from solvers.direct import DirectBackprop
-from tasks.cnf import CNFField, ConcatSquashNet
+from tasks.models.cnf import CNFField, ConcatSquashNet
 
 TIGHT = SolverSpec("dopri5", rtol=1e-10, atol=1e-10)
 REL_TOL = 1e-6  # stated tolerance: adjoint vs direct, both at rtol = atol = 1e-10, float64

@@ -14,8 +14,9 @@ import torch
 from conftest import ROOT
 
 from analysis.reversible import KIND
-from tasks.physical_system import SYSTEMS, PhysicalSystem, load_measured, resolve_data_dir
-from tasks.white_dwarf import white_dwarf_trajectory
+from tasks.data.physical_systems import SYSTEMS, load_measured, resolve_data_dir
+from tasks.data.white_dwarf import white_dwarf_trajectory
+from tasks.physical_system import PhysicalSystem
 
 DATA = resolve_data_dir("../shared/data/reversible")
 
@@ -78,6 +79,10 @@ def test_make_reproduce_reversible_smoke(tmp_path):
                   "white-dwarf", "coupled oscillator", "double pendulum"):
         assert title in tables
     assert KIND in tables and "1.52 ± 0.31" in tables  # an authors' figure (white dwarf, euler, reversible)
+    for label in ("online (diffrax's)", "offline binomial", "r* (fitted to this column's cells"):
+        assert label in tables  # both checkpointing schedules, and the cost model fitted to the complexity table
+    checkpointed = [r for r in results if r["method"] == "checkpoint"]
+    assert {r["schedule"] for r in checkpointed} == {"online", "offline"}
     for name in ("memory_and_gradient_error.png", "runtime_vs_steps.png", "convergence.png"):
         assert (out / "figures" / name).stat().st_size > 10_000
     grad = [r for r in results if r["task"] == "node_regression" and r.get("grad_abs_error_sum") is not None]

@@ -13,12 +13,13 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from tasks import image_data, speech_commands_data
-from tasks.acrobot_data import split_windows
 from tasks.base import DataUnavailable
+from tasks.data import images as image_data
+from tasks.data import speech_commands as speech_commands_data
+from tasks.data.acrobot import split_windows
+from tasks.data.speech_commands import WORDS, load_speech_commands
+from tasks.data.uea import load_uea
 from tasks.ncde_classification import NCDEClassification
-from tasks.speech_commands_data import WORDS, load_speech_commands
-from tasks.uea_data import load_uea
 
 
 def _write_clips(root, per_word: int = 2) -> dict[str, np.ndarray]:

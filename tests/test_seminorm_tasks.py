@@ -15,8 +15,8 @@ from runs.loop import run
 from solvers.adjoint import ContinuousAdjoint
 from solvers.base import SolverSpec
 from solvers.direct import DirectBackprop
-from tasks.acrobot_data import acrobot_dynamics
-from tasks.ncde import CDEField
+from tasks.data.acrobot import acrobot_dynamics
+from tasks.models.ncde import CDEField
 
 TASKS = ["speech_commands", "uea_ncde", "cnf_images", "acrobot"]
 # What each smoke run must say it used: smoke runs on offline stand-ins or simulated data.
@@ -75,7 +75,7 @@ def test_cde_field_multiplies_by_the_control_derivative():
     """dz/dt = f(z) dX/dt: with X linear in t (slope v), the field is f(z) v."""
     import torchcde
 
-    from tasks.ncde import CDEVectorField
+    from tasks.models.ncde import CDEVectorField
 
     torch.manual_seed(0)
     f = CDEVectorField(input_channels=2, hidden_channels=3, width=4, depth=2)
@@ -154,7 +154,7 @@ def test_cnf_bits_per_dim_of_a_zero_flow_is_the_logit_gaussian_by_hand():
     """With every CNF's last layer zeroed the flows are the identity (zero divergence): log p(x) is the standard
     normal density of logit(alpha + (1 - 2 alpha) x) plus that transform's log-Jacobian, whatever the multiscale
     squeezes and factor-outs do with the pixels."""
-    from tasks.cnf_images import ConvODENet
+    from tasks.models.multiscale_cnf import ConvODENet
 
     task = build_task(make_config("task=cnf_images", "dtype=float64"), torch.device("cpu"), torch.float64)
     for module in task.model.modules():

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from runs.bench.common import CONF_DIR, compose_config, synchronizer
-from runs.build import ConfigError, build_method, build_task
+from runs.build import ConfigError, build_method, build_task, seed_everything
 from runs.gradcheck import reference_method
 from runs.memory import MIB, saved_tensor_meter
 from solvers.base import trainable
@@ -291,6 +291,7 @@ def run_problem(overrides: list[str], device: torch.device, repeats: int, iterat
     for row, cfg, method in setups:
         if row.error:
             continue
+        seed_everything(cfg.seed)  # every method starts from the same model, as a run would
         tasks[id(row)] = task = build_task(cfg, device, torch.float32)
         try:
             _iteration(task, method, 0)  # warm-up (vmap tracing, allocator)

@@ -19,7 +19,7 @@ import torchdiffeq
 
 from record import read_metrics, step_rows
 from runs.bench.common import compose_config, synchronizer
-from runs.build import build_optimizer, build_task
+from runs.build import build_optimizer, build_task, seed_everything
 from runs.loop import run as run_one
 
 ITERATIONS = 40
@@ -49,7 +49,7 @@ def _per_iteration(ends: list[float]) -> list[float]:
 
 
 def bare_loop(cfg, device: torch.device) -> tuple[list[float], float]:
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)
     task = build_task(cfg, device, torch.float32)
     optimizer = build_optimizer(cfg, task.model)
     solver = BareAdjoint(cfg.solver.rtol, cfg.solver.atol)

@@ -8,6 +8,7 @@ gradient method sees a plain ODE.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -84,3 +85,12 @@ class CNFField(nn.Module):
 
 def standard_normal_logprob(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (z.pow(2) + math.log(2 * math.pi)).flatten(1).sum(1)
+
+
+def flow_nll(field: CNFField, x: torch.Tensor, ts: torch.Tensor, solve: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """Mean negative log-likelihood of the points x (B, D) under the flow of `field` from ts[0] to ts[-1]: one
+    `solve` (the gradient method's) of the state [x, 0]."""
+    state0 = torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
+    state_T = solve(field, state0, ts)[-1]
+    logp = standard_normal_logprob(state_T[:, : field.dim]) + state_T[:, field.dim]
+    return -logp.mean()

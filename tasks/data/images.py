@@ -1,8 +1,8 @@
 """Image datasets in their real formats, and offline stand-ins: one loader for every image task.
 
 `load_images(data, data_dir, download)` returns `Images`: integer pixel values (N, C, H, W) in [0, levels) with
-int64 labels, for a train and a test split. Density models (tasks/cnf_images.py) dequantise the integers; classifiers
-(tasks/images.py) use `Images.scaled` (floats in [0, 1]).
+int64 labels, for a train and a test split (`cached_images`: the same, loaded once per process). Density models
+(tasks/cnf_images.py) dequantise the integers; classifiers (tasks/images.py) use `Images.scaled` (floats in [0, 1]).
 
 - `mnist`:        the IDX files (`train-images-idx3-ubyte[.gz]`, ...) in `<data_dir>/MNIST/raw/` (torchvision's layout)
                   or directly in `<data_dir>`; when missing and `download`, fetched there (plain HTTP, no torchvision).
@@ -16,6 +16,7 @@ int64 labels, for a train and a test split. Density models (tasks/cnf_images.py)
 
 from __future__ import annotations
 
+import functools
 import gzip
 import pickle
 import urllib.request
@@ -181,3 +182,10 @@ def load_images(data: str, data_dir: str | Path, download: bool = True) -> Image
         except DataUnavailable:  # offline and not on disk: the stand-in, named in the description
             return load_digits()
     raise ValueError(f"task.data={data!r} is not an image dataset; choose one of {', '.join(IMAGE_DATA)}")
+
+
+@functools.lru_cache(maxsize=4)
+def cached_images(data: str, data_dir: str, download: bool) -> Images:
+    """`load_images`, once per process and arguments: the float64 gradient check builds the task a second time.
+    Callers must not change the returned tensors in place."""
+    return load_images(data, data_dir, download)

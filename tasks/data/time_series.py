@@ -1,18 +1,24 @@
 """Labelled time series -> tensors a neural CDE reads: padded to one grid, normalised, time appended, split.
 
-Shared by every classification loader (Speech Commands, UEA), following Kidger et al.'s preprocessing: channels are
-normalised with training-set statistics, time is always appended as a channel (so the path determines its own
-parametrisation), and a shorter series is padded by repeating its last observation, time included, so its path is
-constant after its end and the hidden state stops changing there.
+`load_splits(data, ...)` reads Speech Commands (tasks/data/speech_commands.py, split as the seminorm paper's code)
+or a UEA dataset (tasks/data/uea.py, its official split) and prepares it. The preprocessing follows Kidger et al.:
+channels are normalised with training-set statistics, time is always appended as a channel (so the path determines
+its own parametrisation), and a shorter series is padded by repeating its last observation, time included, so its
+path is constant after its end and the hidden state stops changing there.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.model_selection import train_test_split
+
+from tasks.data.speech_commands import load_speech_commands
+from tasks.data.uea import load_uea
 
 
 @dataclass
@@ -106,3 +112,21 @@ def prepare(train: Sequence[np.ndarray], train_labels: Sequence, test: Sequence[
         val_x=xs[2] if val is not None else None, val_y=encoded[2] if val is not None else None,
         classes=classes, description=description,
     )
+
+
+@functools.lru_cache(maxsize=4)
+def load_splits(data: str, data_dir: str, download: bool) -> SeriesSplits:
+    """The prepared splits of `data` (cached per process: the float64 gradient check rebuilds the task)."""
+    if data == "speech_commands":
+        x, y, description = load_speech_commands(data_dir, download_if_missing=download)
+        index = np.arange(len(y))
+        # The authors' split: 70% train, then the rest halved into val/test, stratified, random_state 0 then 1.
+        train, rest = train_test_split(index, train_size=0.7, random_state=0, shuffle=True, stratify=y.numpy())
+        val, test = train_test_split(rest, train_size=0.5, random_state=1, shuffle=True, stratify=y[rest].numpy())
+        series = x.numpy()
+        return prepare(series[train], y[train].numpy(), series[test], y[test].numpy(), description,
+                       val=series[val], val_labels=y[val].numpy())
+    if data.startswith("uea/"):
+        train_x, train_y, test_x, test_y, description = load_uea(data[4:], data_dir, download=download)
+        return prepare(train_x, train_y, test_x, test_y, description)
+    raise ValueError(f"task.data={data!r} is not known; use speech_commands or uea/<Name> (e.g. uea/JapaneseVowels)")

@@ -12,7 +12,10 @@ the environment's limits (4 pi, 9 pi) is drawn again. Each control's trajectorie
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import torch
 from scipy.integrate import solve_ivp
 
 DT = 0.05
@@ -80,3 +83,12 @@ def split_windows(data: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray
         return stacked.reshape(-1, window, part.shape[-1])
 
     return windows(parts[0]), windows(parts[1]), windows(parts[2])
+
+
+@functools.lru_cache(maxsize=4)
+def acrobot_windows(trajectories: int, steps: int, window: int, data_seed: int,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train, val, test) windows (N, window, 8) as float64 tensors, simulated once per process (the float64
+    gradient check builds the task a second time)."""
+    train, val, test = split_windows(simulate(trajectories, steps, data_seed), window)
+    return tuple(torch.from_numpy(np.ascontiguousarray(part)) for part in (train, val, test))
