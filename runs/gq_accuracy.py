@@ -23,7 +23,7 @@ from solvers.adjoint_core import CoreAdjoint
 from solvers.base import SolverSpec
 from solvers.direct import DirectBackprop
 from solvers.gq import GaussLegendreAdjoint
-from tasks.mlp import MLPField
+from tasks.models.mlp import MLPField
 
 # (seed, state dim, width, weight scale, output times); the first three are tests/test_gq.py's PROBLEMS.
 FIELDS = [(0, 3, 16, 1.5, [0.0, 0.4, 1.0]), (1, 5, 64, 1.5, [0.0, 1.0]), (2, 2, 32, 1.5, "linspace(0, 6.28, 10)"),
