@@ -44,7 +44,7 @@ class Value:
     def text(self, digits: int = 3) -> str:
         if not math.isfinite(self.mean):
             return str(self.mean)
-        text = f"{self.mean:.{digits}g}"
+        text = f"{self.mean + 0.0:.{digits}g}"  # + 0.0: -0.0 prints as 0
         if self.std is not None and math.isfinite(self.std):
             text += f" ± {self.std:.2g}"
         return text + (f" (n={self.n})" if self.n is not None else "")
