@@ -73,6 +73,7 @@ def test_make_reproduce_reversible_smoke(smoke_reproduction):
                   "white-dwarf", "coupled oscillator", "double pendulum"):
         assert title in tables
     assert KIND in tables and "1.52 ± 0.31" in tables  # an authors' figure (white dwarf, euler, reversible)
+    assert "3.922 ± 0.0014" in tables  # the v1 CNF's (their logs name the row "discretise-then-optimise / midpoint")
     for label in ("online (diffrax's)", "offline binomial", "r* (fitted to this column's cells"):
         assert label in tables  # both checkpointing schedules, and the cost model fitted to the complexity table
     checkpointed = [r for r in results if r["method"] == "checkpoint"]
