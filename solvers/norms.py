@@ -80,7 +80,10 @@ def authors_acrobot(aug: Sequence[torch.Tensor], times: int) -> torch.Tensor:
     _, y, *_ = aug
     flat = torch.cat([t.reshape(-1) for t in aug])  # torchdiffeq 0.1's flat augmented state, parameters in order
     size = times * y.numel()
-    return _max([_rms(flat[1:1 + size]), _rms(flat[1 + size:1 + 2 * size])])
+    first, second = _rms(flat[1:1 + size]), _rms(flat[1 + size:1 + 2 * size])
+    # Python's max(first, second), as their make_norm takes it: where the state is so long that the second slice is
+    # empty (its RMS NaN), the first slice's RMS.
+    return torch.where(second > first, second, first)
 
 
 def _needs_times(aug: Sequence[torch.Tensor]) -> torch.Tensor:
