@@ -328,11 +328,11 @@ def comparable(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         base = _baseline(summary, row)
         if row["norm"] in BASELINES and row["bwd_tol"] == 1.0:
             continue
-        if row["norm"] != "seminorm":
+        if row["bwd_tol"] != 1.0:
+            why = "a change of the backward tolerances, not of the norm"
+        elif row["norm"] != "seminorm":
             why = ("not a seminorm: its saving comes from slices that loosen the tolerances"
                    if row["norm"] == "authors_acrobot" else "another norm, not the paper's comparison")
-        elif row["bwd_tol"] != 1.0:
-            why = "a change of the backward tolerances, not of the norm"
         elif base is None or base["norm"] != "paper_default":
             why = "no paper_default row of the same cell to compare with"
         else:
@@ -360,7 +360,7 @@ def headline(summary: pd.DataFrame, reference: pd.DataFrame) -> tuple[str, dict[
         "|:---|---:|---:|---:|---:|---:|",
     ]
     for column, name in HEADLINE_COUNTS:
-        reductions = -semi[f"{column}_change_pct"].dropna()
+        reductions = -semi[f"{column}_change_pct"].dropna() + 0.0
         median = float(reductions.median()) if len(reductions) else math.nan
         largest = float(reductions.max()) if len(reductions) else math.nan
         numbers[f"median_{column}_reduction_pct"], numbers[f"max_{column}_reduction_pct"] = median, largest
@@ -385,7 +385,7 @@ def headline(summary: pd.DataFrame, reference: pd.DataFrame) -> tuple[str, dict[
 
 
 def _fmt_pct(value: float) -> str:
-    return "—" if math.isnan(value) else f"{value:.1f}%"
+    return "—" if math.isnan(value) else f"{value + 0.0:.1f}%"
 
 
 def render(summary: pd.DataFrame, reference: pd.DataFrame) -> str:
