@@ -1,13 +1,17 @@
 """`python -m analysis.seminorm RUNS_DIR`: the seminorm paper's tables from the run directories below RUNS_DIR.
 
 One table per experiment of Kidger, Chen & Lyons (2021) — neural CDE (Speech Commands), CNF (Table 2), Symplectic
-ODE-Net (acrobot) — with one row per data set x tolerance x norm: the test metric (mean ± std over seeds), the
-backward NFE, the training time, and the published value beside each reproduced one. Published values come from
-analysis/reference/seminorm.csv and carry their kind: the paper's result tables were NOT found, so most cells say
-"not found"; the Speech Commands accuracies and NFE of the authors' Aug 2020 draft are shown, labelled as an
-UNPUBLISHED DRAFT. The "default norm" of the paper is torchdiffeq 0.1.x's (`paper_default`); `default`
-(torchdiffeq 0.2.x) rows appear too when a sweep ran them. Below the tables: the backward-NFE reduction of the
-seminorm per row and its median and maximum over rows, beside the paper's headline (40% median, 62% best).
+ODE-Net (acrobot) — with one row per data set x protocol x tolerance x norm (x backward-tolerance factor): the test
+metric (mean ± std over seeds), the backward NFE under each count (`COUNTS`: every training step; the paper's BNFE,
+the training set's backward NFE summed over the metric passes of protocol=authors; the validation passes; the final
+test pass; held-out batches of protocol=harness), each with its change against the paper's default norm, the training
+time, and the published value beside each reproduced one. Published values come from analysis/reference/seminorm.csv
+and carry their kind: the paper's result tables were NOT found, so most cells say "not found"; the Speech Commands
+accuracies and NFE of the authors' Aug 2020 draft are shown, labelled as an UNPUBLISHED DRAFT. The "default norm" of
+the paper is torchdiffeq 0.1.x's (`paper_default`); `default` (torchdiffeq 0.2.x) rows appear too when a sweep ran
+them. The acrobot table ends with the finding about the authors' as-run acrobot norm (`ACROBOT_FOOTNOTE`). Below the
+tables: per count, the seminorm's median and maximum reduction over the rows where the comparison measures the
+seminorm (`comparable`, which names the rows it leaves out and why), beside the paper's headline (40% median, 62%).
 Writes RUNS_DIR/seminorm_tables.md (as printed) and RUNS_DIR/seminorm_tables.csv (numbers).
 """
 
