@@ -40,6 +40,7 @@ class NCDEClassification(Task):
         jump_at_end: bool = False,
         split: str = "given",
         padding: str = "last",
+        authors_init: bool = False,
         batch_size: int = 1024,
         eval_batch_size: int = 1024,
         max_train: int = 0,
@@ -78,7 +79,8 @@ class NCDEClassification(Task):
         self.test_coeffs, self.test_y = self._coeffs(test_x), test_y.to(device)
         self.held_coeffs, self.held_y = self._coeffs(held_x), held_y.to(device)
         self.check_coeffs, self.check_y = self.train_coeffs[:check_size], self.train_y[:check_size]
-        self.model = NeuralCDE(splits.channels, hidden, width, depth, splits.num_classes).to(device, dtype)
+        self.model = NeuralCDE(splits.channels, hidden, width, depth, splits.num_classes, authors_init)
+        self.model.to(device, dtype)
 
     def _coeffs(self, x: torch.Tensor) -> torch.Tensor:
         return interpolation_coeffs(x.to(self.device, self.dtype), self.interpolation)

@@ -22,6 +22,7 @@ from solvers.adjoint import ContinuousAdjoint
 from solvers.base import SolverSpec
 from solvers.norms import authors_acrobot, get_norm, seminorm
 from tasks.data.uea import load_uea
+from tasks.models.ncde import CDEVectorField
 from tasks.ncde_classification import NCDEClassification
 
 # A hand-made adjoint state (a_t, y, a_y, *a_theta) of a 2-element state and two parameter tensors.
@@ -80,9 +81,13 @@ def test_the_adjoint_sizes_authors_acrobot_by_its_observation_times():
     assert ours == calls["n"] - before > 0
 
 
-def test_authors_split_and_padding_of_japanese_vowels():
+def test_authors_split_padding_and_initialisation_of_japanese_vowels():
+    torch.manual_seed(0)
     task = NCDEClassification(0, torch.device("cpu"), torch.float32, data="uea/JapaneseVowels", split="authors",
-                              padding="nan", hidden=4, width=4, depth=1)
+                              padding="nan", authors_init=True, hidden=4, width=4, depth=1)
+    torch.manual_seed(0)  # the authors' order: the vector field first, so it draws first after the seed
+    first = CDEVectorField(13, 4, 4, 1)
+    assert torch.equal(task.model.field.matrix_field.hidden[0].weight, first.hidden[0].weight)
     assert (len(task.train_y), len(task.val_y), len(task.test_y)) == (448, 96, 96)  # of the 640 pooled series
     assert torch.bincount(task.train_y).tolist() == [43, 45, 83, 52, 41, 38, 49, 56, 41]
     assert torch.bincount(task.val_y).tolist() == [9, 10, 18, 11, 9, 8, 10, 12, 9]

@@ -79,12 +79,15 @@ class NeuralCDE(nn.Module):
     """z(t0) = W X(t0); dz = f(z) dX; logits = readout(z(T))."""
 
     def __init__(self, input_channels: int, hidden_channels: int, width: int, depth: int, output_channels: int,
-                 ) -> None:
+                 authors_init: bool = False) -> None:
+        """`authors_init`: build the vector field before the initial map, as the seminorm authors' models/cde.py
+        does, so a seed draws the initial parameters their code draws after torch.manual_seed with that seed."""
         super().__init__()
-        # Built in the order of the seminorm authors' models/cde.py (vector field, initial map, readout), so a seed
-        # draws the initial parameters their code draws after torch.manual_seed with the same seed.
-        self.field = CDEField(CDEVectorField(input_channels, hidden_channels, width, depth))
+        field = CDEField(CDEVectorField(input_channels, hidden_channels, width, depth)) if authors_init else None
         self.initial = nn.Linear(input_channels, hidden_channels)
+        if field is None:
+            field = CDEField(CDEVectorField(input_channels, hidden_channels, width, depth))
+        self.field = field
         self.readout = nn.Linear(hidden_channels, output_channels)
 
     def forward(self, control, solve, jump_at_knots: bool = False, jump_at_end: bool = False) -> torch.Tensor:
