@@ -31,12 +31,32 @@ REVERSIBLE = "reversible (lambda=0.999)"
 DTO = "discretise-then-optimise"
 
 
+SCHEDULE_NAMES = {"online": "online (diffrax's)", "offline": "offline binomial"}
+
+
+def checkpoint_label(k, schedule: str) -> str:
+    """Our row for checkpointing with k checkpoints under `schedule` (online: the authors' baseline, diffrax's
+    RecursiveCheckpointAdjoint; offline: the binomial schedule with its first descent stored going forward)."""
+    return f"recursive checkpointing, {SCHEDULE_NAMES[schedule]}, {k} checkpoints"
+
+
+def authors_row(label: str) -> str | None:
+    """The authors' row that stands beside ours: their checkpointing is the online schedule only."""
+    if label.startswith("recursive checkpointing, "):
+        if SCHEDULE_NAMES["online"] not in label:
+            return None
+        return label.replace(f"{SCHEDULE_NAMES['online']}, ", "")
+    return label
+
+
 def reference(experiment: str) -> pd.DataFrame:
     frame = pd.read_csv(REFERENCE)
     return frame[frame["experiment"] == experiment]
 
 
-def ref_cell(ref: pd.DataFrame, row: str, column: str, digits: int = 3) -> str:
+def ref_cell(ref: pd.DataFrame, row: str | None, column: str, digits: int = 3) -> str:
+    if row is None:
+        return "— (theirs: online only)"
     hit = ref[(ref["row"] == row) & (ref["column"] == column)]
     if hit.empty:
         return "—"
@@ -72,7 +92,9 @@ def method_label(row: pd.Series) -> str:
         return f"reversible (lambda={coupling:g})" if isinstance(coupling, (int, float)) else REVERSIBLE
     if method == "checkpoint":
         k = row.get("checkpoints")
-        return f"recursive checkpointing, {'None' if k is None or pd.isna(k) else int(k)} checkpoints"
+        schedule = row.get("schedule")
+        return checkpoint_label("None" if k is None or pd.isna(k) else int(k),
+                                schedule if isinstance(schedule, str) else "offline")
     if method in ("direct", "direct_rk"):
         return DTO
     if method == "adjoint":
@@ -84,8 +106,8 @@ def load(table_dir: Path) -> pd.DataFrame:
     frame = load_results(table_dir) if table_dir.exists() else pd.DataFrame()
     if frame.empty:
         return frame
-    for key in ("coupling", "checkpoints", "graph_mib", "peak_cuda_mib", "grad_abs_error_sum", "train_seconds",
-                "seconds_per_iter", "fwd_steps", "error"):
+    for key in ("coupling", "checkpoints", "schedule", "graph_mib", "peak_cuda_mib", "grad_abs_error_sum",
+                "train_seconds", "seconds_per_iter", "fwd_steps", "bwd_steps", "error"):
         if key not in frame:
             frame[key] = np.nan
     frame["label"] = [method_label(r) for _, r in frame.iterrows()]
@@ -122,17 +144,19 @@ def per_method_table(frame: pd.DataFrame, experiment: str, solver_names: dict[st
         for label in methods:
             group = frame[(frame["solver"] == solver) & (frame["label"] == label)] if not frame.empty else frame
             row_name = f"{solver_label} / {label}"
+            theirs = authors_row(label)
             row = {"row": row_name, "runs": runs_column(group) if len(group) else "not run"}
             ok = group[group["status"] == "ok"] if len(group) else group
             for paper_column, header, fn, digits in columns:
                 row[f"{header} — ours"] = fn(ok) if len(ok) else "—"
-                row[f"{paper_column} — {KIND}"] = ref_cell(ref, row_name, paper_column, digits)
+                row[f"{paper_column} — {KIND}"] = ref_cell(ref, theirs and f"{solver_label} / {theirs}",
+                                                          paper_column, digits)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def checkpoint_labels(counts: list[int]) -> list[str]:
-    return [REVERSIBLE] + [f"recursive checkpointing, {k} checkpoints" for k in counts]
+    return [REVERSIBLE] + [checkpoint_label(k, schedule) for k in counts for schedule in ("online", "offline")]
 
 
 def table_cnf(root: Path) -> pd.DataFrame:
@@ -218,23 +242,57 @@ def time_length(row: pd.Series) -> float:
     return float(OmegaConf.load(config).task.time_length)
 
 
+def recomputed_per_step(group: pd.DataFrame) -> float:
+    """Steps the backward pass recomputed per step (its backward steps less the forward ones, per forward step)."""
+    fwd = pd.to_numeric(group["fwd_steps"], errors="coerce")
+    bwd = pd.to_numeric(group["bwd_steps"], errors="coerce")
+    return float(((bwd - fwd) / fwd).mean())
+
+
+def break_even(points: list[tuple[float, float]], reversible: float, steps: int) -> float:
+    """r* of one column from its own cells: fit seconds = A + b R over the checkpointing cells (R = recomputed
+    steps; A holds n (B + GV) and the iteration's other costs, b = B), then r* = (T_reversible - A) / (b n): the
+    recomputations per step above which reversible is the faster (the bench's cost model, fitted instead of timed
+    piece by piece). NaN when the cells cannot fit it (fewer than two distinct R, or b <= 0)."""
+    if len({r for r, _ in points}) < 2 or not math.isfinite(reversible):
+        return math.nan
+    b, a = np.polyfit([r for r, _ in points], [t for _, t in points], 1)
+    return (reversible - a) / (b * steps) if b > 0 else math.nan
+
+
 def table_complexity(root: Path) -> pd.DataFrame:
+    """Rows: reversible, then checkpointing with 2, 4, 8 checkpoints under both schedules; per step count: our
+    seconds per iteration, the measured recomputations per step (R/n) and the authors' seconds per gradient; the
+    last row is r* of each column (the model: reversible is faster where R/n > r*)."""
     frame = load(root / "complexity")
     ref = reference("complexity")
     if not frame.empty:
         frame = frame.assign(T=[time_length(r) for _, r in frame.iterrows()])
     ts = sorted(frame["T"].dropna().unique()) if not frame.empty else [float(t) for t in range(1, 11)]
-    rows = []
-    for label in [f"recursive checkpointing, {k} checkpoints" for k in (2, 4, 8)] + [REVERSIBLE]:
-        row = {"row": label}
-        for t in ts:
-            steps = round(t / 0.01)
+    labels = [REVERSIBLE] + [checkpoint_label(k, schedule) for k in (2, 4, 8) for schedule in ("online", "offline")]
+    rows = {label: {"row": label} for label in labels}
+    r_star = {"row": "r* (fitted to this column's cells: reversible faster where R/n > r*)"}
+    for t in ts:
+        steps = round(t / 0.01)
+        mine, recomputed, theirs = (f"{steps} steps — ours [s/iteration]", f"{steps} steps — R/n",
+                                    f"{steps} steps — {KIND} [s/gradient]")
+        means, points = {}, []
+        for label in labels:
             group = frame[(frame["label"] == label) & (frame["T"] == t) & (frame["status"] == "ok")] \
                 if not frame.empty else frame
-            row[f"{steps} steps — ours [s/iteration]"] = ours(group["seconds_per_iter"]) if len(group) else "—"
-            row[f"{steps} steps — {KIND} [s/gradient]"] = ref_cell(ref, label, f"{steps} steps (T={t:g})", 3)
-        rows.append(row)
-    return pd.DataFrame(rows)
+            row = rows[label]
+            row[mine] = ours(group["seconds_per_iter"]) if len(group) else "—"
+            r = recomputed_per_step(group) if len(group) and label != REVERSIBLE else math.nan
+            row[recomputed] = "—" if math.isnan(r) else f"{r:.2f}"
+            mean = float(pd.to_numeric(group["seconds_per_iter"], errors="coerce").mean()) if len(group) else math.nan
+            means[label] = mean
+            if label != REVERSIBLE and math.isfinite(mean) and math.isfinite(r):
+                points.append((r * steps, mean))
+            authors = authors_row(label)
+            row[theirs] = ref_cell(ref, authors, f"{steps} steps (T={t:g})", 3)
+        value = break_even(points, means[REVERSIBLE], steps)
+        r_star[mine], r_star[recomputed], r_star[theirs] = "—", ("—" if math.isnan(value) else f"{value:.2f}"), ""
+    return pd.DataFrame([*rows.values(), r_star])
 
 
 def table_convergence(root: Path) -> pd.DataFrame:
@@ -258,8 +316,10 @@ TABLES: dict[str, tuple[str, Callable[[Path], pd.DataFrame]]] = {
                    table_grad_error),
     "cnf": ("v1 — CNF on two moons (memory: ours graph/peak MiB vs authors' peak GPU GB; best training NLL)",
             table_cnf),
-    "complexity": ("v2 — cost of one gradient against the number of steps (ours: seconds per training iteration; "
-                   "`make bench` has the per-gradient ratios)", table_complexity),
+    "complexity": ("v2 — cost of one gradient against the number of steps, reversible against checkpointing under "
+                   "both schedules (online: the authors' baseline, diffrax's RecursiveCheckpointAdjoint; offline: "
+                   "binomial). Ours: seconds per training iteration and the recomputed steps per step R/n; r*: the "
+                   "cost model fitted to each column; `make bench` has the per-gradient ratios", table_complexity),
     "convergence": ("v2 — convergence order on y' = 0.5 y, T = 5, dt = 2^0 .. 2^-4 (log-log slope)",
                     table_convergence),
     "white_dwarf": ("v2 — white-dwarf equation (best training loss x1e-4, training runtime in minutes)",

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 
 from solvers.core import ODETerm, PlainStepper, Schedule, SDETerm, Stepper, Term
+from solvers.core.compiled import Compiler
+from solvers.core.grids import UniformGrid
 from solvers.nfe import NFECounter
 from solvers.norms import NORMS
 from solvers.registry import TORCHDIFFEQ_SOLVERS, SolverEntry, solver_entry
@@ -96,8 +98,8 @@ class SolverSpec:
             if self.max_num_steps is not None:
                 options["max_num_steps"] = self.max_num_steps
             return {"method": self.name, "rtol": self.rtol, "atol": self.atol, "options": options}
-        if self.step_size is not None:
-            options["step_size"] = self.step_size
+        if self.step_size is not None:  # steps by index, so n steps of (t1 - t0) / n are n steps (see UniformGrid)
+            options["grid_constructor"] = UniformGrid(self.step_size)
         # torchdiffeq's fixed-grid solvers ignore tolerances; pass harmless values.
         return {"method": self.name, "rtol": 1e-7, "atol": 1e-9, "options": options}
 
@@ -239,9 +241,24 @@ class SteppingMethod(GradientMethod):
 
     steps_itself = True
 
-    def __init__(self, solver: SolverSpec, norm: str = "default") -> None:
+    def __init__(self, solver: SolverSpec, norm: str = "default", compile: bool = False) -> None:
         super().__init__(solver, norm)
+        if not isinstance(compile, bool):
+            raise ValueError(f"method.compile must be true or false, got {compile!r}")
         self.tableau = get_tableau(solver.name)
+        # `method.compile=true`: the fixed-grid ODE steps run as compiled loops (solvers/core/compiled.py)
+        self.compiler = Compiler() if compile else None
+
+    def describe(self) -> dict[str, Any]:
+        """The compile switch and, when on, `compile_stats` (compile seconds and compiled functions: a dict the
+        compiler fills as it compiles, so the run record written at the end holds the totals)."""
+        if self.compiler is None:
+            return {"compile": False}
+        return {"compile": True, "compile_stats": self.compiler.stats}
+
+    def compiler_for(self, bm: Any = None) -> Compiler | None:
+        """The compiler for a solve: ODEs on a fixed grid (SDEs and adaptive steps run eagerly)."""
+        return None if bm is not None or self.solver.adaptive else self.compiler
 
     def stepper(self, field: nn.Module) -> Stepper:
         """The stepper `solve(field, ...)` steps, on the field counted by this method's counter just as `solve`
@@ -252,7 +269,7 @@ class SteppingMethod(GradientMethod):
 
     def _stepper(self, term: Term, field: Any, bm: Any = None) -> Stepper:
         """The base scheme's stepper; `field` is the counted field or SDE (it takes the step callbacks)."""
-        return PlainStepper(term, self.tableau, bm=bm, field=field)
+        return PlainStepper(term, self.tableau, bm=bm, field=field, compiler=self.compiler_for(bm))
 
     @abc.abstractmethod
     def _run(self, stepper: Stepper, schedule: Schedule, y0: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,11 @@
-"""Recursive (binomial, "Revolve") checkpointing: memory-bounded backprop through the same discrete solve.
+"""Recursive checkpointing: memory-bounded backprop through the same discrete solve, with one of two schedules.
 
-The baseline of the reversible-solvers paper's v2 (diffrax's RecursiveCheckpointAdjoint). With `checkpoints` = c
+`method.schedule=online` is the reversible-solvers paper's baseline (v2): diffrax's RecursiveCheckpointAdjoint, i.e.
+equinox's checkpointed while loop, whose forward pass places its checkpoints without knowing the number of steps
+(Stumm & Walther's online algorithm, then Wang & Moin's dynamic checkpointing) and whose backward pass bisects
+between them (solvers/online_checkpoint.py; fixed and adaptive steps alike).
+
+`method.schedule=offline` (the default) is the binomial ("Revolve") schedule. With `checkpoints` = c
 stored states (the initial state counts as one), reversing n steps follows Griewank's binomial schedule, which
 recomputes the fewest steps possible with c states: R(n, c) = t*n - C(c+t, t-1) extra steps, where t is the least
 integer with C(c+t, t) >= n (Griewank 1992; Griewank & Walther 2000). Each segment [a, b) whose start state is held
@@ -27,9 +32,12 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
+from solvers import online_checkpoint
 from solvers.base import SolverSpec, SteppingMethod, trainable
 from solvers.core import OutputGradients, PlainStepper, Schedule
 from solvers.nfe import report_step
+
+SCHEDULES = ("offline", "online")
 
 
 def _beta(c: int, t: int) -> int:
@@ -77,6 +85,26 @@ def backward_recomputations(n: int, free: int) -> int:
     return recomputations(n, free) - (stored[-1] if stored else 0)
 
 
+def _save(ctx, stepper: PlainStepper, grid, params: tuple[torch.Tensor, ...], kept: dict[int, torch.Tensor],
+          outputs: list[torch.Tensor], **settings: Any) -> torch.Tensor:
+    """Keep for the backward pass the stepper, the grid, the parameters, the states stored at grid indices and the
+    schedule's `settings`; return the outputs stacked (the forward pass's result)."""
+    ctx.stepper, ctx.grid, ctx.kept_index, ctx.n_params = stepper, grid, sorted(kept), len(params)
+    ctx.settings = settings
+    ctx.save_for_backward(*params, *(kept[i] for i in ctx.kept_index))
+    return torch.stack(outputs)
+
+
+def _restore(ctx, grad_ys: torch.Tensor):
+    """(stepper, grid times, parameters, stored states by grid index, the output gradients, zeroed parameter
+    gradients)."""
+    saved = ctx.saved_tensors
+    params = tuple(saved[: ctx.n_params])
+    states = dict(zip(ctx.kept_index, saved[ctx.n_params :]))
+    return (ctx.stepper, ctx.grid.times, params, states, OutputGradients(ctx.grid, grad_ys),
+            [torch.zeros_like(p) for p in params])
+
+
 class _CheckpointedSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, stepper: PlainStepper, schedule: Schedule, free: int | None, y0: torch.Tensor,
@@ -86,26 +114,19 @@ class _CheckpointedSolve(torch.autograd.Function):
             free_slots = n if free is None else free
             spine = set(first_descent(n, free_slots))
             kept: dict[int, torch.Tensor] = {}
-            outputs, grid = stepper.run(schedule, y0, keep=lambda i, y: kept.__setitem__(i, y) if i in spine else None)
+            outputs, grid = stepper.run(schedule, y0, keep=lambda i, y: kept.__setitem__(i, y) if i in spine else None,
+                                        keep_at=spine)
         else:
             outputs, grid = stepper.run(schedule, y0)
             kept = {}
             free_slots = grid.steps if free is None else free
-        ctx.stepper, ctx.grid, ctx.free, ctx.kept_index = stepper, grid, free_slots, sorted(kept)
-        ctx.n_params = len(params)
-        ctx.save_for_backward(y0, *params, *(kept[i] for i in ctx.kept_index))
-        return torch.stack(outputs)
+        return _save(ctx, stepper, grid, params, {**kept, 0: y0}, outputs, free=free_slots)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_ys: torch.Tensor):
-        stepper, grid = ctx.stepper, ctx.grid
-        saved = ctx.saved_tensors
-        y0, params = saved[0], tuple(saved[1 : 1 + ctx.n_params])
-        stored = dict(zip(ctx.kept_index, saved[1 + ctx.n_params :]))
-        outputs = OutputGradients(grid, grad_ys)
-        grads = [torch.zeros_like(p) for p in params]
-        times = grid.times
+        stepper, times, params, stored, outputs, grads = _restore(ctx, grad_ys)
+        y0 = stored.pop(0)
 
         def grad_step(k: int, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
             adj = outputs.add_to(adj, k + 1)
@@ -126,24 +147,80 @@ class _CheckpointedSolve(torch.autograd.Function):
             return reverse(a, m, x_a, free, adj)
 
         with torch.no_grad():
-            adj = reverse(0, grid.steps, y0, ctx.free, torch.zeros_like(y0))
+            adj = reverse(0, len(times) - 1, y0, ctx.settings["free"], torch.zeros_like(y0))
+        return (None, None, None, outputs.add_to(adj, 0), *grads)
+
+
+class _OnlineCheckpointedSolve(torch.autograd.Function):
+    """Equinox's checkpointed while loop: checkpoints placed online in the forward pass (any grid), then the
+    backward pass of `online_checkpoint.backward_actions`."""
+
+    @staticmethod
+    def forward(ctx, stepper: PlainStepper, schedule: Schedule, checkpoints: int, y0: torch.Tensor,
+                *params: torch.Tensor):
+        slots: dict[int, tuple[int, torch.Tensor]] = {}
+        if schedule.grid is not None:  # the placement depends on the step count only: the states it ends with
+            final = set(online_checkpoint.forward_stored(schedule.grid.steps, checkpoints))
+            outputs, grid = stepper.run(schedule, y0, keep=lambda i, y: slots.__setitem__(i, (i, y)) if i in final
+                                        else None, keep_at=final)
+        else:
+            placement = online_checkpoint.OnlinePlacement(checkpoints)
+            pending: list[Any] = [0, y0]
+
+            def keep(index: int, y: torch.Tensor) -> None:  # decide for step index - 1 once it has been taken
+                if index > 0:
+                    slot = placement.decide(pending[0])
+                    if slot is not None:
+                        slots[slot] = (pending[0], pending[1])
+                pending[:] = (index, y)
+
+            outputs, grid = stepper.run(schedule, y0, keep=keep)
+        return _save(ctx, stepper, grid, params, dict(slots.values()), outputs, checkpoints=checkpoints)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_ys: torch.Tensor):
+        stepper, times, params, states, outputs, grads = _restore(ctx, grad_ys)
+        actions = online_checkpoint.backward_actions(len(times) - 1, ctx.kept_index, ctx.settings["checkpoints"])
+        x = None
+        with torch.no_grad():
+            adj = torch.zeros_like(states[0])
+            for kind, a, b in actions:
+                if kind == "advance":
+                    x = stepper.advance(times, a, b, x)
+                elif kind == "push":
+                    states[a] = x
+                elif kind == "uturn":
+                    adj = outputs.add_to(adj, a + 1)
+                    adj = stepper.grad_step(times[a], times[a + 1], x, adj, params, grads)
+                    report_step(stepper.field, True)
+                else:  # load, or pop (the slot is freed)
+                    x = states.pop(a) if kind == "pop" else states[a]
         return (None, None, None, outputs.add_to(adj, 0), *grads)
 
 
 class RecursiveCheckpoint(SteppingMethod):
-    """Binomial checkpointing over the tableau `solver=` names; `checkpoints` states stored (null: every step)."""
+    """Recursive checkpointing over the tableau `solver=` names; `checkpoints` states stored (null: every step),
+    placed by the `offline` binomial schedule or by diffrax's `online` one."""
 
     name = "checkpoint"
 
-    def __init__(self, solver: SolverSpec, norm: str = "default", checkpoints: int | None = 8) -> None:
-        super().__init__(solver, norm)
+    def __init__(self, solver: SolverSpec, norm: str = "default", checkpoints: int | None = 8,
+                 schedule: str = "offline", compile: bool = False) -> None:
+        super().__init__(solver, norm, compile=compile)
         if checkpoints is not None and (not isinstance(checkpoints, int) or checkpoints < 1):
             raise ValueError(f"method.checkpoints must be a positive integer or null, got {checkpoints!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"method.schedule={schedule!r} is not a choice; choose one of {', '.join(SCHEDULES)}")
         self.checkpoints = checkpoints
+        self.schedule = schedule
 
     def _run(self, stepper: PlainStepper, schedule: Schedule, y0: torch.Tensor) -> torch.Tensor:
+        params = trainable(stepper.field)
+        if self.schedule == "online" and self.checkpoints is not None:
+            return _OnlineCheckpointedSolve.apply(stepper, schedule, self.checkpoints, y0, *params)
         free = None if self.checkpoints is None else self.checkpoints - 1
-        return _CheckpointedSolve.apply(stepper, schedule, free, y0, *trainable(stepper.field))
+        return _CheckpointedSolve.apply(stepper, schedule, free, y0, *params)
 
     def describe(self) -> dict[str, Any]:
-        return {"checkpoints": self.checkpoints}
+        return {"checkpoints": self.checkpoints, "schedule": self.schedule, **super().describe()}

@@ -4,7 +4,8 @@ The same discrete solve as `reversible`'s base scheme and `checkpoint` (same tab
 between output times cut into equal steps, outputs without interpolation), differentiated by autograd, which keeps
 every stage of every step: memory grows with the number of steps. It exists for the schemes torchdiffeq lacks
 (ralston3, tsit5, classic rk4 — torchdiffeq's `rk4` is the 3/8 rule — and fixed-step dopri5/bosh3) and as the
-reference the memory-bounded methods are checked against. No backward NFE.
+reference the memory-bounded methods are checked against. No backward NFE. With `method.compile=true` each step is one
+compiled function under autograd (solvers/core/compiled.py).
 """
 
 from __future__ import annotations

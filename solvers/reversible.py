@@ -45,7 +45,19 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from solvers.base import SolverSpec, SteppingMethod, trainable
-from solvers.core import OutputGradients, Schedule, Term, accumulate, brownian_increment, integrate, rk_increment, vjp
+from solvers.core import (
+    ODETerm,
+    OutputGradients,
+    Schedule,
+    Term,
+    accumulate,
+    brownian_increment,
+    integrate,
+    rk_increment,
+    vjp,
+)
+from solvers.core.compiled import Compiler, FunctionalField, count_steps, times_tensor, traceable
+from solvers.core.stepping import step_through
 from solvers.nfe import report_step
 from solvers.tableaus import Tableau
 
@@ -64,10 +76,16 @@ class ReversibleStepper:
     steps is one tensor; the local VJPs call autograd's engine directly (`solvers.core.vjp`); parameter gradients
     accumulate with one fused call per VJP."""
 
-    def __init__(self, term: Term, tableau: Tableau, coupling: float, bm: Any = None, field: Any = None) -> None:
+    def __init__(self, term: Term, tableau: Tableau, coupling: float, bm: Any = None, field: Any = None,
+                 compiler: Compiler | None = None) -> None:
         self.term, self.tableau, self.lam, self.bm = term, tableau, coupling, bm
         self.field = field  # receives step callbacks (the NFE counter's wrapper)
         self._last_time: tuple[float, torch.dtype, torch.Tensor] | None = None
+        self.compiled = None if compiler is None else CompiledReversibleSteps(compiler, field, tableau, coupling)
+
+    def steps(self, times: list[float], start: int, stop: int, state: Pair) -> Pair:
+        """The pair at times[stop] from the pair at times[start] (one compiled loop when compiled)."""
+        return step_through(self, times, start, stop, state)
 
     def _time(self, t: float, like: torch.Tensor) -> torch.Tensor:
         """t as a 0-d tensor like the state; the previous one is reused, since consecutive steps (forward and
@@ -140,6 +158,62 @@ class ReversibleStepper:
         return y0, z0, a_y * lam if lam != 1 else a_y, a_z_new
 
 
+class CompiledReversibleSteps:
+    """The reversible pair's steps as compiled loops (`method.compile=true`, solvers/core/compiled.py): forward
+    steps, and backward steps that reconstruct and pull back with torch.func.vjp inside the compiled graph, the
+    same arithmetic as `ReversibleStepper.step` / `inverse_step` (a zero a_z enters as zeros)."""
+
+    def __init__(self, compiler: Compiler, field: Any, tableau: Tableau, coupling: float) -> None:
+        self.compiler, self.field, self.tableau, self.lam = compiler, field, traceable(tableau), coupling
+        self.functional = FunctionalField(field)
+        self.key = (id(self.functional.module), tableau.name, coupling)
+        self._times: dict[str, tuple[list[float], torch.Tensor]] = {}
+
+    def _psi(self, params, t: torch.Tensor, h: torch.Tensor, y: torch.Tensor, base=None, scale: float = 1.0):
+        term = ODETerm(lambda s, x: self.functional.call(params, s, x))
+        return rk_increment(term, self.tableau, t, h, y, None, base=base, scale=scale)
+
+    def _forward(self, params, t0, t1, y, z):
+        h, lam = t1 - t0, self.lam
+        y1 = self._psi(params, t0, h, z, base=y if lam == 1 else y * lam + z * (1 - lam))
+        return y1, self._psi(params, t1, -h, y1, base=z, scale=-1.0)
+
+    def _inverse(self, params, t1, t0, y1, z1, a_y, a_z, *grads):
+        h, lam = t1 - t0, self.lam
+        z0, pull = torch.func.vjp(lambda x, *p: self._psi(p, t1, -h, x, base=z1), y1, *params)
+        g = pull(a_z)
+        a_y = a_y - g[0]
+        grads = [acc - d for acc, d in zip(grads, g[1:])]
+        p, pull = torch.func.vjp(lambda x, *q: self._psi(q, t0, h, x), z0, *params)
+        y0 = y1 - p if lam == 1 else y1 * (1 / lam) + z0 * (1 - 1 / lam) - p * (1 / lam)
+        g = pull(a_y)
+        grads = [acc + d for acc, d in zip(grads, g[1:])]
+        a_z = a_z + a_y * (1 - lam) + g[0]
+        return (y0, z0, a_y * lam if lam != 1 else a_y, a_z, *grads)
+
+    def _grid(self, times: list[float], like: torch.Tensor, reverse: bool) -> torch.Tensor:
+        name = "reverse" if reverse else "forward"
+        if name not in self._times or self._times[name][0] is not times:
+            self._times[name] = (times, times_tensor(times[::-1] if reverse else times, like))
+        return self._times[name][1]
+
+    def steps(self, times: list[float], start: int, stop: int, state: Pair) -> Pair:
+        y, z = self.compiler.loop(("reversible", *self.key), self._forward, self.functional.params(),
+                                  self._grid(times, state[0], False), start, stop, state)
+        count_steps(self.field, stop - start, 2 * self.tableau.advance_stages)
+        return y, z
+
+    def inverse_steps(self, times: list[float], lo: int, hi: int, y, z, a_y, a_z, params, grads: list[torch.Tensor]):
+        """The backward steps hi -> lo (one compiled loop over the reversed grid), adding into `grads` in place."""
+        n = len(times) - 1
+        out = self.compiler.loop(("reversible inverse", *self.key), self._inverse, tuple(params),
+                                 self._grid(times, y, True), n - hi, n - lo, (y, z, a_y, a_z, *grads))
+        for acc, new in zip(grads, out[4:]):
+            acc.copy_(new)
+        count_steps(self.field, hi - lo, 2 * self.tableau.advance_stages)
+        return out[:4]
+
+
 class _ReversibleSolve(torch.autograd.Function):
     """Forward: the reversible solve without a graph. Backward: reconstruct pair by pair, one local VJP per base
     step; only the final pair is saved, whatever the number of steps."""
@@ -161,10 +235,18 @@ class _ReversibleSolve(torch.autograd.Function):
         grads = [torch.zeros_like(p) for p in params]
         a_y = torch.zeros_like(y)
         a_z = None
-        for n in range(grid.steps - 1, -1, -1):
-            a_y = outputs.add_to(a_y, n + 1)
-            y, z, a_y, a_z = stepper.inverse_step(grid.times[n], grid.times[n + 1], y, z, a_y, a_z, params, grads)
-            report_step(stepper.field, True)
+        if stepper.compiled is not None:  # compiled loops between the grid states output gradients enter at
+            a_z = torch.zeros_like(z)
+            marks = sorted({*grid.outputs, grid.steps} - {0}, reverse=True)
+            for hi, lo in zip(marks, [*marks[1:], 0]):
+                a_y = outputs.add_to(a_y, hi)
+                y, z, a_y, a_z = stepper.compiled.inverse_steps(grid.times, lo, hi, y, z, a_y, a_z, params, grads)
+        else:
+            for n in range(grid.steps - 1, -1, -1):
+                a_y = outputs.add_to(a_y, n + 1)
+                y, z, a_y, a_z = stepper.inverse_step(grid.times[n], grid.times[n + 1], y, z, a_y, a_z, params,
+                                                      grads)
+                report_step(stepper.field, True)
         a_y = outputs.add_to(a_y, 0)
         grad_y0 = a_y + a_z if a_z is not None else a_y
         return (None, None, grad_y0, *grads)
@@ -176,8 +258,8 @@ class Reversible(SteppingMethod):
     name = "reversible"
 
     def __init__(self, solver: SolverSpec, norm: str = "default", coupling: float = 0.999,
-                 backward: str = "reconstruct") -> None:
-        super().__init__(solver, norm)
+                 backward: str = "reconstruct", compile: bool = False) -> None:
+        super().__init__(solver, norm, compile=compile)
         if not (isinstance(coupling, (int, float)) and 0 < coupling <= 1):
             raise ValueError(f"method.coupling must be a number in (0, 1], got {coupling!r}")
         if backward not in BACKWARDS:
@@ -186,7 +268,8 @@ class Reversible(SteppingMethod):
         self.backward = backward
 
     def _stepper(self, term: Term, field: Any, bm: Any = None) -> ReversibleStepper:
-        return ReversibleStepper(term, self.tableau, self.coupling, bm=bm, field=field)
+        return ReversibleStepper(term, self.tableau, self.coupling, bm=bm, field=field,
+                                 compiler=self.compiler_for(bm))
 
     def _run(self, stepper: ReversibleStepper, schedule: Schedule, y0: torch.Tensor) -> torch.Tensor:
         if self.backward == "autograd":  # plain backprop through the same discrete solve (memory grows with steps)
@@ -194,4 +277,4 @@ class Reversible(SteppingMethod):
         return _ReversibleSolve.apply(stepper, schedule, y0, *trainable(stepper.field))
 
     def describe(self) -> dict[str, Any]:
-        return {"coupling": self.coupling}
+        return {"coupling": self.coupling, **super().describe()}

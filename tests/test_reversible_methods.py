@@ -167,19 +167,45 @@ def test_each_method_trains_through_the_entry_point(tmp_path, overrides):
 
 
 def test_bench_section_reports_constant_reversible_memory(monkeypatch):
-    """The `make bench` reversible section on tiny step counts: its table says the reversible graph does not grow with
-    the steps while direct backprop's doubles (timings are the bench's business, not asserted here)."""
+    """The `make bench` reversible section on tiny step counts (eager only): its table says the reversible graph does
+    not grow with the steps while direct backprop's doubles, measures each checkpointing schedule's recomputations
+    per step, and gives the cost model's verdict per cell (timings are the bench's business, not asserted here)."""
     import runs.bench.reversible as bench
 
     monkeypatch.setattr(bench, "CHECKPOINTS", (2,))
     monkeypatch.setattr(bench, "WIDE", (16, 8))
-    text = bench.run_section(torch.device("cpu"), repeats=1, steps_grid=(10, 20))  # `runs.bench --steps 10,20`
+    text = bench.run_section(torch.device("cpu"), repeats=1, steps_grid=(10, 20), modes=("eager",), authors=False)
     rows = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| 20 |")}
-    assert set(rows) == {"reversible", "direct_rk", "direct (torchdiffeq)", "checkpoint, 2 checkpoints"}
-    growth = {name: float(line.split("|")[7]) for name, line in rows.items()}
+    assert set(rows) == {"reversible", "direct_rk", "direct (torchdiffeq)", "checkpoint offline, 2",
+                         "checkpoint online, 2"}
+    column = {name: [cell.strip() for cell in line.split("|")] for name, line in rows.items()}
+    growth = {name: float(cells[9]) for name, cells in column.items()}
     assert growth["reversible"] == 1.0 and 1.9 < growth["direct_rk"] < 2.1
-    assert "graph memory from 10 to 20 steps: reversible ×1.00" in text
-    # the cost model's column: seconds for the memory-bounded methods (built from timed step pieces), none for direct
-    model = {name: line.split("|")[8].strip() for name, line in rows.items()}
-    assert float(model["reversible"]) > 0 and float(model["checkpoint, 2 checkpoints"]) > 0
-    assert model["direct_rk"] == "–" and "r* = (F + Rb - B - GV) / B = " in text
+    recomputed = {name: float(cells[7]) for name, cells in column.items()}  # the schedules' own counts, per step
+    assert recomputed["checkpoint online, 2"] == 3.6 and recomputed["checkpoint offline, 2"] == 2.5
+    model = {name: cells[10] for name, cells in column.items()}
+    assert float(model["reversible"]) > 0 and float(model["checkpoint online, 2"]) > 0 and model["direct_rk"] == "–"
+    assert all(float(cells[11]) < 1e-10 for cells in column.values())  # every gradient against backprop
+    assert "r* = (F + Rb - B - GV) / B = " in text and "| online, 2 | R/n 1.80 vs r* " in text
+    assert "The authors' JAX reversible was not run" in text
+
+
+def test_authors_jax_runner_agrees_with_ours():
+    """Where the authors' JAX reversible can run (their package and jax, here or in FASTGRAD_AUTHORS_PYTHON), the
+    bench's subprocess returns their gradient on the paper's field, which equals ours (same scheme, same weights)."""
+    import runs.bench.reversible as bench
+
+    python, why = bench.authors_python()
+    if python is None:
+        pytest.skip(why)
+    field = bench.ScalarODE.paper()
+    y0 = torch.ones(1, 1, dtype=torch.float64)
+    ts = torch.tensor([0.0, 0.5], dtype=torch.float64)
+    ours = bench.gradient(bench.Reversible(SolverSpec("midpoint", step_size=0.01)), field, y0, ts)
+    jax = bench.AuthorsJAX(python, field, 1.0)
+    try:
+        theirs = torch.tensor(jax.gradient(50)["grad"], dtype=torch.float64)
+        assert jax.roundoff(50) < 1e-12
+    finally:
+        jax.close()
+    assert bench.rel(ours, theirs) < 1e-12

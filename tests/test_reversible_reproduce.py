@@ -79,6 +79,10 @@ def test_make_reproduce_reversible_smoke(tmp_path):
                   "white-dwarf", "coupled oscillator", "double pendulum"):
         assert title in tables
     assert KIND in tables and "1.52 ± 0.31" in tables  # an authors' figure (white dwarf, euler, reversible)
+    for label in ("online (diffrax's)", "offline binomial", "r* (fitted to this column's cells"):
+        assert label in tables  # both checkpointing schedules, and the cost model fitted to the complexity table
+    checkpointed = [r for r in results if r["method"] == "checkpoint"]
+    assert {r["schedule"] for r in checkpointed} == {"online", "offline"}
     for name in ("memory_and_gradient_error.png", "runtime_vs_steps.png", "convergence.png"):
         assert (out / "figures" / name).stat().st_size > 10_000
     grad = [r for r in results if r["task"] == "node_regression" and r.get("grad_abs_error_sum") is not None]

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch CPU threads (default 1: on a small shared machine, fewer threads, steadier "
                              "timings)")
     parser.add_argument("--steps", type=lambda text: [int(n) for n in text.split(",")],
-                        help="reversible section: step counts, comma-separated (default 100,1000,10000)")
+                        help="reversible section: step counts, comma-separated (default 100,1000,3000)")
     parser.add_argument("--problem", action="append", type=int,
                         help="methods section: only the N-th problem (1 = small CNF, 2 = nested spheres, 3 = sines)")
     args = parser.parse_args(argv)

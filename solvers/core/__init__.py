@@ -11,6 +11,8 @@ mathematics (its `Stepper`, its backward pass) and takes the rest from here:
                 cannot go on)
 - `stepping`    Schedule, the `Stepper` protocol, `integrate` (the one loop, fixed or adaptive), PlainStepper
 - `autodiff`    vjp and accumulate: local VJPs and fused parameter-gradient sums for the backward passes
+- `compiled`    the compiled core (`method.compile=true`): Compiler (compiled loops over a fixed grid, compiled single
+                steps, compile time kept apart), FunctionalField, CompiledPlainSteps
 
 Steps are reported to the field's `callback_step` / `callback_reject_step` (`solvers.nfe.report_step`), exactly as
 torchdiffeq reports its own, so the NFE counter counts them alike.

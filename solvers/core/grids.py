@@ -109,10 +109,33 @@ def fixed_grid(times: list[float], step_size: float | None) -> Grid:
     """Equal steps no longer than `step_size` between consecutive output times (one step each when None)."""
     grid, outputs = [times[0]], [0]
     for a, b in zip(times[:-1], times[1:]):
-        span = abs(b - a)
-        n = 1 if step_size is None else max(1, math.ceil(span / step_size - 1e-9))
+        n = 1 if step_size is None else step_count(b - a, step_size)
         h = (b - a) / n
         grid.extend(a + k * h for k in range(1, n))
         grid.append(b)
         outputs.append(len(grid) - 1)
     return Grid(grid, outputs)
+
+
+def step_count(span: float, step_size: float) -> int:
+    """Steps of at most `step_size` that cover `span`: ceil(span / step_size), except that a quotient within 1e-9
+    above an integer n is n steps (10 x 0.1 covers 1.0, although the floating-point quotient may be 10 + 4e-16)."""
+    return max(1, math.ceil(abs(span) / step_size - 1e-9))
+
+
+class UniformGrid:
+    """torchdiffeq's fixed-step grid (t0, t0 + h, t0 + 2h, ..., then t1), with its step count from `step_count`:
+    torchdiffeq's own count, ceil((t1 - t0) / h + 1) points, gives a 51-point grid for 49 steps of 1/49 over [0, 1]
+    (the quotient is 49.000000000000007), whose last step is 1e-16 long. A `grid_constructor` for torchdiffeq's
+    fixed-grid solvers (forward and, time-reversed, the adjoint's backward solve)."""
+
+    def __init__(self, step_size: float) -> None:
+        self.step_size = step_size
+
+    def __call__(self, func, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        start, end = t[0], t[-1]
+        n = step_count(float(end - start), self.step_size)
+        step = self.step_size if end >= start else -self.step_size  # torchdiffeq hands a reversed solve t backwards
+        grid = torch.arange(0, n + 1, dtype=t.dtype, device=t.device) * step + start
+        grid[-1] = end
+        return grid

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 
 from solvers.core.autodiff import accumulate, vjp
+from solvers.core.compiled import CompiledPlainSteps, Compiler
 from solvers.core.controller import StepController, adaptive_steps
 from solvers.core.grids import Grid, OutputCollector, check_times, fixed_grid
 from solvers.core.terms import Term, brownian_increment, rk_increment
@@ -77,10 +78,15 @@ class Stepper(Protocol[State]):
 
 
 def integrate(stepper: Stepper[State], schedule: Schedule, state: State,
-              keep: Callable[[int, State], None] | None = None) -> tuple[list[torch.Tensor], State, Grid]:
+              keep: Callable[[int, State], None] | None = None,
+              keep_at: set[int] | None = None) -> tuple[list[torch.Tensor], State, Grid]:
     """The one stepping loop: solve from `state` at schedule.times[0] under the current grad mode, over the fixed
     grid or with adaptive steps. Returns (the solution at every output time, the final state, the grid taken);
-    `keep(index, state)` sees every accepted state (grid index 0 is the initial one)."""
+    `keep(index, state)` sees every accepted state (grid index 0 is the initial one), or, on a fixed grid with
+    `keep_at` given, those at the grid indices `keep_at` (at least).
+
+    On a fixed grid a stepper with `steps(times, start, stop, state)` (several steps at once: the compiled core's
+    loop) is run from one grid index that matters (an output, a state to keep) to the next."""
     collector = OutputCollector(schedule.times)
     solution = stepper.solution
 
@@ -92,6 +98,15 @@ def integrate(stepper: Stepper[State], schedule: Schedule, state: State,
     if schedule.grid is not None:
         times, step, field = schedule.grid.times, stepper.step, stepper.field
         accept(0, times[0], state)
+        steps = getattr(stepper, "steps", None)
+        if steps is not None and (keep is None or keep_at is not None):
+            marks = sorted({*schedule.grid.outputs, *(keep_at or ()), len(times) - 1} - {0})
+            start = 0
+            for stop in marks:
+                state = steps(times, start, stop, state)
+                accept(stop, times[stop], state)
+                start = stop
+            return collector.values, state, collector.grid(times)
         for n in range(len(times) - 1):
             state = step(times[n], times[n + 1], state)
             report_step(field, True)
@@ -108,6 +123,18 @@ def integrate(stepper: Stepper[State], schedule: Schedule, state: State,
     return collector.values, state, collector.grid(accepted)
 
 
+def step_through(stepper: Any, times: list[float], start: int, stop: int, state: State) -> State:
+    """A stepper's state at times[stop] from its state at times[start], each step reported to its field: one compiled
+    loop (`stepper.compiled.steps`) when the stepper is compiled and no graph is being recorded, else step by step."""
+    compiled = getattr(stepper, "compiled", None)
+    if compiled is not None and not torch.is_grad_enabled():
+        return compiled.steps(times, start, stop, state)
+    for n in range(start, stop):
+        state = stepper.step(times[n], times[n + 1], state)
+        report_step(stepper.field, True)
+    return state
+
+
 class PlainStepper:
     """y_{n+1} = y_n + Psi_h(t_n, y_n): the base scheme itself (direct_rk, checkpointing). Its state is y.
 
@@ -115,8 +142,10 @@ class PlainStepper:
     (runs.bench's reversible section): `step` (one base step), `advance` (several, without outputs) and `grad_step`
     (one step re-taken with a graph and pulled back: checkpointing's backward step)."""
 
-    def __init__(self, term: Term, tableau: Tableau, bm: Any = None, field: Any = None) -> None:
+    def __init__(self, term: Term, tableau: Tableau, bm: Any = None, field: Any = None,
+                 compiler: Compiler | None = None) -> None:
         self.term, self.tableau, self.bm, self.field = term, tableau, bm, field
+        self.compiled = None if compiler is None else CompiledPlainSteps(compiler, field, tableau)
 
     def _increment(self, t0: float, t1: float, y: torch.Tensor, error: bool):
         t = torch.full((), t0, dtype=y.dtype, device=y.device)
@@ -124,7 +153,14 @@ class PlainStepper:
 
     def step(self, t0: float, t1: float, y: torch.Tensor) -> torch.Tensor:
         """y_{n+1} from y_n = y over [t0, t1]."""
+        if self.compiled is not None:
+            return self.compiled.step(t0, t1, y)
         return self._increment(t0, t1, y, False)
+
+    def steps(self, times: list[float], start: int, stop: int, y: torch.Tensor) -> torch.Tensor:
+        """y at times[stop] from y at times[start] under the current grad mode, each step reported to the field
+        (one compiled loop when compiled and no graph is being recorded)."""
+        return step_through(self, times, start, stop, y)
 
     def step_with_error(self, t0: float, t1: float, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(y_{n+1}, the tableau's local error estimate)."""
@@ -138,21 +174,25 @@ class PlainStepper:
         """The adjoint of y_n from adj, that of y_{n+1}: re-take the step from y_n with a graph and pull adj back
         through it (one local VJP), adding the parameter gradient into `grads` in place (checkpointing's backward
         step; the bench times it as one cost unit)."""
-        with torch.enable_grad():
-            y_ = y.detach().requires_grad_(True)
-            y1 = self.step(t0, t1, y_)
-        g = vjp(y1, (y_, *params), adj)
+        if self.compiled is not None:
+            g = self.compiled.grad_step(t0, t1, y, adj, params)
+        else:
+            with torch.enable_grad():
+                y_ = y.detach().requires_grad_(True)
+                y1 = self.step(t0, t1, y_)
+            g = vjp(y1, (y_, *params), adj)
         accumulate(grads, g[1:])
         return g[0]
 
     def advance(self, times: list[float], start: int, stop: int, y: torch.Tensor) -> torch.Tensor:
-        """y at times[stop] from y at times[start], stepping the grid `times` (each step reported to the field)."""
-        for n in range(start, stop):
-            y = self.step(times[n], times[n + 1], y)
-            report_step(self.field, True)
-        return y
+        """y at times[stop] from y at times[start], stepping the grid `times` without a graph (each step reported
+        to the field)."""
+        with torch.no_grad():
+            return self.steps(times, start, stop, y)
 
-    def run(self, schedule: Schedule, y0: torch.Tensor, keep: Callable[[int, torch.Tensor], None] | None = None):
-        """Solve under the current grad mode: (outputs at ts, grid); `keep(index, y)` sees every grid state."""
-        outputs, _, grid = integrate(self, schedule, y0, keep)
+    def run(self, schedule: Schedule, y0: torch.Tensor, keep: Callable[[int, torch.Tensor], None] | None = None,
+            keep_at: set[int] | None = None):
+        """Solve under the current grad mode: (outputs at ts, grid); `keep(index, y)` sees every grid state (or, on
+        a fixed grid, those at `keep_at`; see `integrate`)."""
+        outputs, _, grid = integrate(self, schedule, y0, keep, keep_at)
         return outputs, grid

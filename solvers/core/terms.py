@@ -56,6 +56,11 @@ def _weighted_sum(base: torch.Tensor | None, pairs: Sequence[tuple[int, float]],
     """base + sum_j (w_j * scale) ks[j] over the nonzero (j, w_j) in `pairs` (None when nothing is added and base is
     None). Each term is one torch.add with the weight as its `alpha`, so no separate multiplication is needed."""
     out = base
+    if isinstance(scale, torch.Tensor):  # a step size held as a tensor (the compiled core): no `alpha`
+        for j, w in pairs:
+            term = ks[j] * (scale * w)
+            out = term if out is None else out + term
+        return out
     for j, w in pairs:
         w = w * scale
         if out is None:
@@ -75,7 +80,7 @@ def rk_increment(term: Term, tableau: Tableau, t: torch.Tensor, dt: float, y: to
     neither base nor scale applies to it); without it, trailing zero-weight stages are skipped. Returns the result, or
     (result, error estimate). For an ODE the stages are the field's values and dt goes into the weights."""
     stages = tableau.stages if error else tableau.advance_stages
-    ode = isinstance(term, ODETerm)
+    ode = isinstance(term, ODETerm)  # dt may be a 0-d tensor (the compiled core's steps), then every weight is one
     w = dt if ode else 1.0
     field, rows, c = term.field if ode else None, tableau.nonzero, tableau.c
     ks: list[torch.Tensor] = []
