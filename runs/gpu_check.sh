@@ -41,7 +41,8 @@ part() {  # part NAME SECONDS COMMAND...: run with a time limit, log, one summar
 
 part cuda-tests 60 "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py \
   tests/test_gq.py::test_gq_on_cuda_matches_cpu tests/test_reversible.py::test_cuda_matches_cpu
-part bench-methods 110 "$PY" -m runs.bench --device "$DEVICE" --section methods --problem 1 --problem 2 --out "$WORK/bench"
+part bench-methods 110 "$PY" -m runs.bench --device "$DEVICE" --section methods --problem 1 --problem 2 --repeats 3 \
+  --out "$WORK/bench"
 part bench-reversible 90 "$PY" -m runs.bench --device "$DEVICE" --section reversible --steps 100,1000 --out "$WORK/bench"
 part demo 120 bash -c "$PY -m runs.train -m +experiment=demo method=adjoint norm=default,seminorm seed=0,1 \
   device=$DEVICE logger=none progress=false hydra.sweep.dir=$WORK/demo && $PY -m runs.train -m +experiment=demo \

@@ -7,8 +7,9 @@ never hard-codes a solver. A task only ever calls `method.solve(field, y0, ts)` 
 To add a method: subclass `GradientMethod` in a new file of this package, implement `_solve` (and `_solve_sde`
 if it handles SDEs), then add `conf/method/<name>.yaml` with `_target_` naming the class. A method that steps the
 tableaus itself subclasses `SteppingMethod` instead and implements `_run` (the stepping core, solvers/core/, does
-the rest). The helpers several methods share live here too: `trainable`, `backward_tolerances`,
-`check_stratonovich`.
+the rest). A method with a backward pass of its own after torchdiffeq's forward solve (GQ, the core adjoint)
+subclasses `OwnBackwardMethod` and implements `backward_pass`. The helpers several methods share live here too:
+`trainable`, `backward_tolerances`, `check_stratonovich`.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+import torchdiffeq
 from torch import nn
 
-from solvers.core import ODETerm, PlainStepper, Schedule, SDETerm, Stepper, Term
+from solvers.core import ODETerm, PlainStepper, Schedule, SDETerm, Stepper, Term, WarmStart
 from solvers.core.compiled import Compiler
 from solvers.core.grids import UniformGrid
-from solvers.nfe import NFECounter
+from solvers.nfe import NFECounter, counter_of
 from solvers.norms import NORMS
 from solvers.registry import TORCHDIFFEQ_SOLVERS, SolverEntry, solver_entry
 from solvers.tableaus import ALIASES, TABLEAUS, Tableau, get_tableau, has_tableau
@@ -281,3 +283,60 @@ class SteppingMethod(GradientMethod):
     def _solve_sde(self, sde: nn.Module, y0: torch.Tensor, ts: torch.Tensor, bm: Any) -> torch.Tensor:
         check_stratonovich(self, sde, self.tableau)
         return self._run(self._stepper(SDETerm(sde), sde, bm), Schedule.build(self.solver, self.tableau, ts), y0)
+
+
+@dataclass
+class ForwardSolve:
+    """What a method's own backward pass knows of the forward solve: the `WarmStart` its backward solve begins from
+    (the forward solve's last step, when the method's `warm_start` is on and the solver adaptive) and the forward
+    solve's field evaluations (`nfe`; 0 for a field nobody counts)."""
+
+    warm_start: WarmStart
+    nfe: int
+
+
+class OwnBackwardMethod(GradientMethod):
+    """A method that solves forward with torchdiffeq (no graph kept) and computes the gradient with a backward pass of
+    its own (`backward_pass`), e.g. one that solves an adjoint system backwards over each interval between output
+    times. `warm_start` (the knob `method.warm_start`): whether that backward solve starts with the step the previous
+    solve ended with (solvers.core.WarmStart)."""
+
+    backward_solve = True
+
+    def __init__(self, solver: SolverSpec, norm: str = "default", warm_start: bool = True) -> None:
+        super().__init__(solver, norm)
+        if not isinstance(warm_start, bool):
+            raise ValueError(f"method.warm_start must be true or false, got {warm_start!r}")
+        self.warm_start = warm_start
+
+    def _solve(self, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+        return _OwnBackward.apply(self, field, y0, ts, *trainable(field))
+
+    @abc.abstractmethod
+    def backward_pass(self, field: Any, ts: torch.Tensor, ys: torch.Tensor, grad_ys: torch.Tensor,
+                      params: tuple[torch.Tensor, ...], time_grad: bool,
+                      forward: ForwardSolve) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+        """(dL/dy0, dL/dts or None when not `time_grad`, dL/dtheta for each of `params`) from the forward solution
+        ys at ts and the loss's gradients grad_ys with respect to it."""
+
+
+class _OwnBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, method: OwnBackwardMethod, field: Any, y0: torch.Tensor, ts: torch.Tensor,
+                *params: torch.Tensor) -> torch.Tensor:
+        counter = counter_of(field)
+        before = counter.counts.fwd_nfe if counter is not None else 0
+        start = WarmStart(method.warm_start and method.solver.adaptive)
+        ys = torchdiffeq.odeint(start.watch(field), y0, ts, **method.solver.odeint_kwargs())
+        ctx.forward_solve = ForwardSolve(start, (counter.counts.fwd_nfe - before) if counter is not None else 0)
+        ctx.method, ctx.field = method, field
+        ctx.save_for_backward(ts, ys, *params)
+        return ys
+
+    @staticmethod
+    @torch.no_grad()
+    def backward(ctx, grad_ys: torch.Tensor):
+        ts, ys, *params = ctx.saved_tensors
+        grad_y0, grad_ts, param_grads = ctx.method.backward_pass(ctx.field, ts, ys, grad_ys, tuple(params),
+                                                                 ctx.needs_input_grad[3], ctx.forward_solve)
+        return (None, None, grad_y0, grad_ts, *param_grads)

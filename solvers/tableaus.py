@@ -67,6 +67,12 @@ class Tableau:
             raise ValueError(f"tableau {self.name} has no embedded weights, so no error estimate")
         return tuple(b - e for b, e in zip(self.b, self.b_embedded))
 
+    @property
+    def fsal(self) -> bool:
+        """First same as last: the last stage is evaluated at y_{n+1} itself (c = 1, its row of A equal to b, weight 0),
+        so an accepted step's last stage is the next step's first (dopri5, tsit5, bosh3), as torchdiffeq reuses it."""
+        return self.c[-1] == 1 and self.b[-1] == 0 and self.a[-1] == self.b[:-1]
+
     @cached_property
     def nonzero(self) -> tuple[tuple[tuple[int, float], ...], ...]:
         """Row i: the (j, a_ij) with a_ij != 0, so a step's inner loop touches only the stages it combines (computed

@@ -100,3 +100,48 @@ def test_a_stepping_methods_public_stepper_counts_like_its_solve():
         report_step(stepper.field, True)
         counts = method.nfe.take()
         assert (counts.fwd_nfe, counts.fwd_steps) == ((4, 1) if isinstance(method, Reversible) else (2, 1))
+
+
+def test_warm_start_rule():
+    """`WarmStart`: the next solve's first step is the last recorded one, at most the solve's span; none when off."""
+    from solvers.core import WarmStart
+
+    assert WarmStart(False, 0.3).first_step(1.0) is None and WarmStart(True).first_step(1.0) is None
+    warm = WarmStart(True, 0.3)
+    assert warm.first_step(1.0) == 0.3 and warm.first_step(-0.1) == 0.1
+    watched = warm.watch(lambda t, y: 2 * y)  # a field for torchdiffeq: its accepted steps are recorded
+    watched.callback_step(None, None, torch.tensor(-0.05))
+    assert warm.step == pytest.approx(0.05) and torch.equal(watched(0.0, torch.ones(2)), torch.full((2,), 2.0))
+
+
+def test_adaptive_solve_starts_warm_and_records_its_last_step():
+    """A schedule with a warm start takes its first step from it (no initial-step evaluations) and leaves there the
+    size the controller chose for its last accepted step (before cutting it to land on the end); an error norm given
+    to the controller replaces the RMS (the RMS itself gives the same steps as the default)."""
+    from solvers.core import PlainStepper, Schedule, StepController, WarmStart, integrate, rms_norm
+    from solvers.tableaus import TABLEAUS
+
+    net, term = _field()
+    calls = []
+
+    def field(t, y):
+        calls.append(float(t))
+        return net(y) * torch.cos(t)
+
+    stepper = PlainStepper(ODETerm(field), TABLEAUS["dopri5"])
+    y0 = torch.randn(4, 3, dtype=torch.float64)
+
+    def solve(warm, norm=None):
+        calls.clear()
+        schedule = Schedule([0.0, 1.0], None, StepController(1e-6, 1e-6, 4, norm=norm), None, warm_start=warm)
+        outputs, _, grid = integrate(stepper, schedule, y0)
+        return outputs[-1], grid.times
+
+    cold_y, cold_grid = solve(None)
+    assert torch.equal(solve(None, rms_norm)[0], cold_y)
+    warm = WarmStart(True, 0.05)
+    warm_y, warm_grid = solve(warm)
+    assert warm_grid[1] == pytest.approx(0.05) and calls[0] == 0.0 and len(calls) % 7 == 0  # no initial-step calls
+    assert warm.step >= warm_grid[-1] - warm_grid[-2] and torch.allclose(warm_y, cold_y, atol=1e-5)
+    _, max_grid = solve(WarmStart(True), norm=lambda x: x.abs().max())  # a stricter norm: more steps
+    assert len(max_grid) >= len(cold_grid)

@@ -107,22 +107,29 @@ def test_gq_error_falls_as_gtol_grows():
     assert errors[2] < 1e-6
 
 
-@pytest.mark.parametrize("rtol", [1e-3, 1e-4])
+@pytest.mark.parametrize("rtol", [1e-3, 1e-4, 1e-6, 1e-8])
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
-def test_gq_default_error_no_worse_than_adjoint(name, rtol):
-    """Acceptance: at its defaults, GQ's parameter-gradient error is at most the continuous adjoint's at the same
-    (loose) tolerance; the paper's rule without a floor is not, on the problems with short intervals. Where both
-    sit at the error the forward solve leaves (nine_intervals at 1e-4: more nodes or a tighter backward solve do not
-    move GQ's error), they differ by a few per cent either way, hence the 10% margin."""
+def test_gq_default_errors_no_worse_than_adjoint(name, rtol):
+    """Acceptance: at its defaults, GQ's parameter- and initial-state-gradient errors are at most the continuous
+    adjoint's (torchdiffeq's) at the same tolerance, rtol = atol from 1e-3 to 1e-8. Where the adjoint sits at the
+    error the forward solve alone leaves (its own backward error cancelling part of the forward's, it can sit a few
+    per cent below that floor: nine_intervals at 1e-4, three_times at 1e-8), the bound is that floor, measured as the
+    adjoint with an exact backward solve; 5% margin. Before the defaults changed (a [y, a] solve at the forward's
+    tolerance that stepped past each interval's end and interpolated there), dL/dy0 was up to 4x the adjoint's
+    (one_interval at 1e-8) and dL/dtheta 2x (three_times at 1e-8). The paper's rule without a floor is far worse
+    at loose tolerances on the problems with short intervals."""
     field, y0, ts = _problem(name)
-    ref = _grads(DirectBackprop(REFERENCE), field, y0, ts)[0]
+    ref = _grads(DirectBackprop(REFERENCE), field, y0, ts)
     spec = SolverSpec("dopri5", rtol=rtol, atol=rtol)
-    adjoint = _rel(_grads(ContinuousAdjoint(spec), field, y0, ts)[0], ref)
-    gq = _rel(_grads(GaussLegendreAdjoint(spec), field, y0, ts)[0], ref)
-    assert gq <= adjoint * 1.1, (gq, adjoint)
-    if name in ("three_times", "nine_intervals"):
-        paper = _rel(_grads(GaussLegendreAdjoint(spec, gtol=0.1, min_nodes=1), field, y0, ts)[0], ref)
-        assert paper > 3 * adjoint
+    adjoint = _grads(ContinuousAdjoint(spec), field, y0, ts)
+    floor = _grads(ContinuousAdjoint(spec, adjoint_rtol=1e-12, adjoint_atol=1e-12), field, y0, ts)
+    gq = _grads(GaussLegendreAdjoint(spec), field, y0, ts)
+    for k, what in ((0, "dL/dtheta"), (1, "dL/dy0")):
+        bound = max(_rel(adjoint[k], ref[k]), _rel(floor[k], ref[k]))
+        assert _rel(gq[k], ref[k]) <= 1.05 * bound, (what, _rel(gq[k], ref[k]), _rel(adjoint[k], ref[k]), bound)
+    if name in ("three_times", "nine_intervals") and rtol >= 1e-4:
+        paper = _grads(GaussLegendreAdjoint(spec, gtol=0.1, min_nodes=1, adjoint_tol_factor=1.0), field, y0, ts)[0]
+        assert _rel(paper, ref[0]) > 3 * _rel(adjoint[0], ref[0])
 
 
 @pytest.mark.parametrize("rtol", [1e-3, 1e-4])
@@ -270,3 +277,18 @@ def test_gq_works_with_every_adaptive_solver(solver):
     ref = _grads(DirectBackprop(REFERENCE), field, y0, ts)[0]
     spec = SolverSpec(solver, rtol=1e-8, atol=1e-8)
     assert _rel(_grads(GaussLegendreAdjoint(spec), field, y0, ts)[0], ref) < 1e-5
+
+
+def test_accuracy_survey_prints_every_variant(tmp_path):
+    """`python -m runs.gq_accuracy` (the survey behind GQ's defaults in docs/gq.md), on one field and tolerance."""
+    from runs import gq_accuracy
+
+    out = tmp_path / "accuracy.md"
+    assert gq_accuracy.main(["--fields", "1", "--tols", "1e-3", "--out", str(out)]) == 0
+    text = out.read_text()
+    for name in ("adjoint", *gq_accuracy.VARIANTS):
+        assert f"| {name} | " in text
+    field, _, ts = gq_accuracy.field_problem(*gq_accuracy.FIELDS[0])
+    reference, _, reference_ts = _problem("three_times")  # the survey's first field is the tests' three_times
+    assert torch.equal(ts, reference_ts)
+    assert all(torch.equal(a, b) for a, b in zip(field.parameters(), reference.parameters()))

@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--section", action="append", choices=sorted(SECTIONS), help="default: every section")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repeats (the methods section: interleaved rounds); default: the section's DEFAULT_REPEATS, "
+                             "else 3")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a small shared machine, fewer threads, steadier "
                              "timings)")
@@ -42,8 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     args.device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                                else "cpu" if args.device == "auto" else args.device)
     args.out.mkdir(parents=True, exist_ok=True)
+    repeats = args.repeats
     for name in args.section or list(SECTIONS):
-        text = importlib.import_module(SECTIONS[name]).run(args)
+        module = importlib.import_module(SECTIONS[name])
+        args.repeats = repeats if repeats is not None else getattr(module, "DEFAULT_REPEATS", 3)
+        text = module.run(args)
         (args.out / f"{name}.md").write_text(text)
         print(text)
         print(f"(written to {args.out / (name + '.md')})\n")

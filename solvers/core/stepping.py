@@ -15,7 +15,7 @@ import torch
 
 from solvers.core.autodiff import accumulate, vjp
 from solvers.core.compiled import CompiledPlainSteps, Compiler
-from solvers.core.controller import StepController, adaptive_steps
+from solvers.core.controller import StepController, WarmStart, adaptive_steps
 from solvers.core.grids import Grid, OutputCollector, check_times, fixed_grid
 from solvers.core.terms import Term, brownian_increment, rk_increment
 from solvers.nfe import report_step
@@ -25,12 +25,13 @@ State = TypeVar("State")
 
 
 class Schedule:
-    """How a solve steps: a fixed `grid`, or a `controller` (adaptive) that finds the grid as it goes."""
+    """How a solve steps: a fixed `grid`, or a `controller` (adaptive) that finds the grid as it goes; an adaptive
+    solve with a `warm_start` starts with the step the previous solve recorded there, and records its own."""
 
     def __init__(self, times: list[float], grid: Grid | None, controller: StepController | None,
-                 first_step: float | None, land: bool = True) -> None:
+                 first_step: float | None, land: bool = True, warm_start: WarmStart | None = None) -> None:
         self.times, self.grid, self.controller, self.first_step = times, grid, controller, first_step
-        self.land = land
+        self.land, self.warm_start = land, warm_start
 
     @classmethod
     def fixed(cls, ts: torch.Tensor, step_size: float | None) -> Schedule:
@@ -55,7 +56,11 @@ class Schedule:
         return 1.0 if self.times[-1] > self.times[0] else -1.0
 
     def first(self, term: Term, y0: torch.Tensor) -> float:
-        """The first adaptive step: `solver.options.first_step`, else the controller's choice from the field."""
+        """The first adaptive step: the warm start's, else `solver.options.first_step`, else the controller's choice
+        from the field."""
+        warm = self.warm_start.first_step(self.times[-1] - self.times[0]) if self.warm_start is not None else None
+        if warm is not None:
+            return warm
         if self.first_step is not None:
             return float(self.first_step)
         return self.controller.initial_step(term, self.times[0], y0, self.direction)
@@ -119,7 +124,7 @@ def integrate(stepper: Stepper[State], schedule: Schedule, state: State,
 
     first = schedule.first(stepper.term, solution(state))
     accepted, state = adaptive_steps(try_step, state, schedule.times, schedule.controller, first, accept,
-                                     stepper.field, schedule.land)
+                                     stepper.field, schedule.land, schedule.warm_start)
     return collector.values, state, collector.grid(accepted)
 
 
