@@ -3,7 +3,8 @@
 A run directory (DESIGN.md, "The run directory") is the source of truth of one run:
 
   .hydra/config.yaml   Hydra's own copy of the resolved config
-  metrics.jsonl        one JSON line per training step (`StepRow`) and per evaluation (`EvalRow`)
+  metrics.jsonl        one JSON line per training step (`StepRow`), evaluation (`EvalRow`) and metric pass
+                       (`PassRow`)
   result.json          one `RunResult`, written once at the end, atomically
   checkpoint.pt        the latest training state (written by runs; only its name lives here)
   error.txt            the traceback of a failed attempt
@@ -30,12 +31,22 @@ from record.files import (
     atomic_write,
 )
 from record.fingerprint import NOT_FINGERPRINTED, config_fingerprint
-from record.read import Unreadable, eval_rows, load_results, read_json, read_metrics, read_result, step_rows
-from record.result import NFE_FIELDS, EvalRow, RunResult, Status, StepRow
+from record.read import (
+    Unreadable,
+    eval_rows,
+    load_results,
+    pass_rows,
+    read_json,
+    read_metrics,
+    read_result,
+    step_rows,
+)
+from record.result import NFE_FIELDS, EvalRow, PassRow, RunResult, Status, StepRow
 
 __all__ = [
     "CHECKPOINT", "ERROR_LOG", "EvalRow", "HYDRA_CONFIG", "HYDRA_OVERRIDES", "LOCK", "METRICS", "MULTIRUN",
-    "NFE_FIELDS", "NOT_FINGERPRINTED", "PREVIOUS_CHECKPOINT", "PREVIOUS_RESULT", "RESULT", "RecordWriteError",
-    "RunDir", "RunResult", "SWEEPS", "Status", "StepRow", "UNREADABLE_CHECKPOINT", "Unreadable", "atomic_write",
-    "config_fingerprint", "eval_rows", "load_results", "read_json", "read_metrics", "read_result", "step_rows",
+    "NFE_FIELDS", "NOT_FINGERPRINTED", "PassRow", "PREVIOUS_CHECKPOINT", "PREVIOUS_RESULT", "RESULT",
+    "RecordWriteError", "RunDir", "RunResult", "SWEEPS", "Status", "StepRow", "UNREADABLE_CHECKPOINT", "Unreadable",
+    "atomic_write", "config_fingerprint", "eval_rows", "load_results", "pass_rows", "read_json", "read_metrics",
+    "read_result", "step_rows",
 ]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from record.result import EvalRow, RunResult, Status, StepRow
+from record.result import EvalRow, PassRow, RunResult, Status, StepRow
 
 RESULT = "result.json"
 PREVIOUS_RESULT = "result.previous.json"  # a failed attempt's result, kept beside the next attempt
@@ -93,8 +93,8 @@ class RunDir:
             pass
 
     # metrics.jsonl
-    def append_metrics(self, row: StepRow | EvalRow) -> None:
-        data = row.as_json() if isinstance(row, EvalRow) else vars(row)
+    def append_metrics(self, row: StepRow | EvalRow | PassRow) -> None:
+        data = row.as_json() if isinstance(row, (EvalRow, PassRow)) else vars(row)
         try:
             if self._metrics is None:
                 self._metrics = open(self.path / METRICS, "a", buffering=1)

@@ -68,6 +68,11 @@ def eval_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in rows if "split" in row]
 
 
+def pass_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The metric passes' rows of a metrics log (`record.PassRow`)."""
+    return [row for row in rows if "pass" in row]
+
+
 def load_results(root: str | Path) -> pd.DataFrame:
     """One row per result.json below `root`; nested fields (e.g. versions) are flattened with dots. A result that
     cannot be read is kept as a row with status 'unreadable' and the reason, never dropped."""

@@ -65,6 +65,32 @@ class EvalRow:
 
 
 @dataclass
+class PassRow:
+    """One metric pass in metrics.jsonl (train.metric_pass_every, the seminorm authors' protocol): a forward and a
+    backward pass over every batch of one whole split, with no optimiser step. `final` passes evaluate the model the
+    run ends with (the best one where train.select_best) after training and carry step = the number of training steps
+    done; a training-time pass carries the step after which it ran. `metrics` are per-item means (e.g. accuracy)."""
+
+    step: int
+    split: str
+    final: bool
+    epoch: int
+    loss: float
+    fwd_nfe: int
+    bwd_nfe: int
+    items: int
+    seconds: float
+    lr: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        # Own key names, so the readers of steps (`loss`) and evaluations (`split`) never take a pass for theirs.
+        return {"step": self.step, "pass": self.split, "final": self.final, "epoch": self.epoch,
+                "pass_loss": self.loss, "pass_fwd_nfe": self.fwd_nfe, "pass_bwd_nfe": self.bwd_nfe,
+                "items": self.items, "pass_seconds": self.seconds, "lr": self.lr, "pass_metrics": self.metrics}
+
+
+@dataclass
 class RunResult:
     """result.json. Fields are written flat; `extra` holds what varies by method and task (a method's settings,
     e.g. `coupling` or `gtol`; the task's test metrics by name, e.g. `test_nll`) and is written flat beside them."""
@@ -80,6 +106,7 @@ class RunResult:
     dtype: str | None = None
     seed: int | None = None
     scale: str | None = None
+    protocol: str | None = None  # conf/protocol/<name>.yaml: harness or authors
     run_dir: str | None = None
     config_fingerprint: str | None = None
     started_at: str | None = None
@@ -109,6 +136,21 @@ class RunResult:
     heldout_fwd_nfe: int | None = None
     heldout_bwd_nfe: int | None = None
     eval_seconds: float | None = None
+    # metric passes (train.metric_pass_every): sums over the training-time passes, and the final passes
+    steps_per_epoch: int | None = None
+    metric_passes: int | None = None  # training-time passes
+    pass_train_bwd_nfe: int | None = None  # the seminorm paper's BNFE: Σ train-set backward NFE over those passes
+    pass_train_fwd_nfe: int | None = None
+    pass_val_bwd_nfe: int | None = None
+    pass_val_fwd_nfe: int | None = None
+    pass_seconds: float | None = None
+    final_test_bwd_nfe: int | None = None  # the final pass over the test set (its other splits: final_<split>_*)
+    final_test_fwd_nfe: int | None = None
+    best_step: int | None = None  # train.select_best: the training step after which the kept model's pass ran
+    best_train_loss: float | None = None
+    stopped_early: bool | None = None
+    lr_final: float | None = None
+    lr_reductions: int | None = None
     # memory and the gradient check
     graph_mib: float | None = None
     peak_cuda_mib: float | None = None

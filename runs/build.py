@@ -174,10 +174,11 @@ def _schema() -> dict[str, set[str]]:
     groups = [next(iter(item)) if isinstance(item, dict) else item for item in OmegaConf.to_container(base.defaults)]
     schema = {"": {str(k) for k in base if k not in ("defaults", "hydra")} | {g for g in groups if g != "_self_"}
               | {"sweep"}}  # sweep: an experiment file's reproduction grids (runs.reproduce)
-    schema[""].discard("task_scale")  # a package-global group: its keys land in the blocks above
+    schema[""].discard("task_scale")  # package-global groups: their keys land in the blocks above
+    schema[""].discard("task_protocol")
     for block in ("train", "grad_check", "fault"):
         schema[block] = {str(k) for k in base[block]} | _OPTIONAL.get(block, set())
-    for group in ("norm", "scale", "logger"):
+    for group in ("norm", "scale", "logger", "protocol"):
         schema[group] = {str(k) for path in (CONF_DIR / group).glob("*.yaml") for k in _group_node(path, group)}
     return schema
 
@@ -221,7 +222,8 @@ def check_config(cfg: DictConfig) -> None:
 
 def check_train(cfg: DictConfig) -> None:
     train = cfg.train
-    for key in ("iterations", "eval_every", "warmup_iters", "checkpoint_every"):
+    for key in ("iterations", "eval_every", "warmup_iters", "checkpoint_every", "metric_pass_every",
+                "stop_after_epochs"):
         value = train[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ConfigError(f"train.{key} must be a non-negative integer, got {value!r}")
@@ -231,8 +233,30 @@ def check_train(cfg: DictConfig) -> None:
         raise ConfigError(f"train.lr must be a positive number, got {train.lr!r}")
     if train.optimizer not in ("adam", "adamw"):
         raise ConfigError(f"train.optimizer={train.optimizer!r} is not supported; choose adam or adamw")
+    patience = train.lr_plateau_patience
+    if patience is not None and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 0):
+        raise ConfigError(f"train.lr_plateau_patience must be null or a non-negative integer, got {patience!r}")
+    if not isinstance(train.select_best, bool):
+        raise ConfigError(f"train.select_best must be true or false, got {train.select_best!r}")
+    if not train.metric_pass_every:
+        for key, off in (("lr_plateau_patience", None), ("select_best", False), ("stop_after_epochs", 0)):
+            if train[key] != off:
+                raise ConfigError(f"train.{key}={train[key]} acts at metric passes, and train.metric_pass_every=0 "
+                                  f"runs none; set train.metric_pass_every (e.g. 10, the authors' protocol)")
+    protocol = cfg.protocol.name
+    if protocol != "harness" and not (CONF_DIR / "task_protocol" / cfg.task.name / f"{protocol}.yaml").exists():
+        have = sorted(p.parent.name for p in CONF_DIR.glob(f"task_protocol/*/{protocol}.yaml"))
+        raise ConfigError(f"protocol={protocol} is not defined for task={cfg.task.name} (no "
+                          f"conf/task_protocol/{cfg.task.name}/{protocol}.yaml); it is for: {', '.join(have)}")
     if cfg.fault.kind not in (None, "nan_loss", "oom", "error", "preempt"):
         raise ConfigError(f"fault.kind={cfg.fault.kind!r} is not a fault; choose null, nan_loss, oom, error or preempt")
+
+
+def check_passes(cfg: DictConfig, task: Task) -> None:
+    """Metric passes need a task that has them (`Task.pass_batches`)."""
+    if cfg.train.metric_pass_every and not task.pass_splits:
+        raise ConfigError(f"train.metric_pass_every={cfg.train.metric_pass_every} needs metric passes, and "
+                          f"task={cfg.task.name} has none; set train.metric_pass_every=0")
 
 
 def build_optimizer(cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

@@ -44,6 +44,7 @@ from runs.build import (
     build_optimizer,
     build_task,
     check_config,
+    check_passes,
     resolve_device,
     resolve_dtype,
     seed_everything,
@@ -52,6 +53,7 @@ from runs.checkpoints import load_checkpoint, save_checkpoint
 from runs.gradcheck import gradient_errors
 from runs.loggers import NullLogger, make_logger
 from runs.memory import CudaPeak, peak_rss_mib, saved_tensor_meter
+from runs.passes import MetricPasses, PassDiverged
 from runs.provenance import environment
 from runs.resume import StopSignals
 from solvers.base import GradientMethod
@@ -71,7 +73,7 @@ class Diverged(RuntimeError):
 def classify(exc: BaseException) -> Status:
     """The result status of an exception raised by a run, from its type (torchdiffeq's assertions translated first)."""
     exc = translated(exc)
-    if isinstance(exc, (Diverged, StateDiverged)):
+    if isinstance(exc, (Diverged, StateDiverged, PassDiverged)):
         return Status.DIVERGED
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
         return Status.OOM
@@ -110,6 +112,7 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
         "dtype": cfg.dtype,
         "seed": cfg.seed,
         "scale": cfg.scale.name,
+        "protocol": cfg.protocol.name,
     }
 
 
@@ -119,6 +122,7 @@ class Trainer:
         self.cfg, self.task, self.method, self.record, self.logger = cfg, task, method, record, logger
         self.device = device
         self.optimizer = build_optimizer(cfg, task.model)
+        self.passes = MetricPasses(cfg.train, task, method, self.optimizer, record)
         self.progress = Progress()
         self.cuda_peak = CudaPeak(device)
         self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -133,6 +137,7 @@ class Trainer:
             "model": self.task.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "progress": asdict(self.progress),
+            "passes": self.passes.state_dict(),
             "rng": rng,
             "config_fingerprint": config_fingerprint(self.cfg),
         })
@@ -141,6 +146,8 @@ class Trainer:
         self.task.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.progress = Progress(**state["progress"])
+        if "passes" in state:
+            self.passes.load_state_dict(state["passes"])
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
@@ -163,10 +170,13 @@ class Trainer:
                    desc=f"{self.cfg.task.name} {self.method.name}/{self.method.norm}", mininterval=0.5,
                    dynamic_ncols=True, leave=False)
         for step in range(self.progress.step, train.iterations):
+            if self.passes.stopped:  # train.stop_after_epochs (also after resuming a run that had stopped)
+                break
             row = self.train_step(step)
             bar.update()
             bar.set_postfix(loss=f"{row.loss:.4g}", nfe=f"{row.fwd_nfe}/{row.bwd_nfe}", refresh=False)
             done = step + 1
+            self.passes.after_step(step)  # a metric pass, where train.metric_pass_every says one is due
             if train.eval_every and done % train.eval_every == 0 and done < train.iterations:
                 self.evaluate(step)
             if train.checkpoint_every and done % train.checkpoint_every == 0:
@@ -174,8 +184,11 @@ class Trainer:
             if stop is not None:
                 stop.check(self.save, done)  # SIGTERM / SIGUSR1 / SIGUSR2: checkpoint here, then stop or requeue
         bar.close()
-        if self.progress.last_eval.get("step") != train.iterations - 1:  # else done before an interruption
-            self.evaluate(train.iterations - 1)
+        last = self.progress.step - 1
+        # the best model (train.select_best) and its final passes, unless done before an interruption
+        finished = self.passes.finish(self.progress.step)
+        if finished or self.progress.last_eval.get("step") != last:  # else done before an interruption
+            self.evaluate(last)
         self.save()
 
     def train_step(self, step: int) -> StepRow:
@@ -275,6 +288,7 @@ class Trainer:
             "graph_mib": p.graph_mib,
             "peak_cuda_mib": self.cuda_peak.mib(),
             "failed_step": p.failed_step,
+            **self.passes.summary(),
         }
 
 
@@ -315,6 +329,7 @@ def _run(cfg: DictConfig, record: RunDir) -> RunResult:
         dtype = resolve_dtype(cfg.dtype)
         seed_everything(cfg.seed)
         task = build_task(cfg, device, dtype)
+        check_passes(cfg, task)
         method = build_method(cfg)
     except ConfigError as exc:
         result.error = f"invalid config: {exc}"

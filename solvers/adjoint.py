@@ -45,7 +45,7 @@ class ContinuousAdjoint(GradientMethod):
         kwargs = self.solver.odeint_kwargs(jump_t)  # the backward solve gets jump_t too (torchdiffeq flips it in time)
         adjoint_options = dict(kwargs["options"])
         if self.solver.adaptive:
-            adjoint_options["norm"] = get_norm(self.norm)
+            adjoint_options["norm"] = get_norm(self.norm, times=len(ts))
             kwargs.update(adjoint_rtol=self.adjoint_rtol, adjoint_atol=self.adjoint_atol)
         return torchdiffeq.odeint_adjoint(
             field, y0, ts, adjoint_options=adjoint_options, adjoint_params=trainable(field), **kwargs

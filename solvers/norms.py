@@ -15,10 +15,20 @@ an adjoint norm the augmented state as the tuple
 - `seminorm`:      the seminorm paper's norm: max(RMS(y), RMS(a_y)); no time channel, no parameter channels.
                    (torchdiffeq's built-in norm="seminorm" differs: it keeps |a_t|.)
 - `rms`:           one RMS over the whole augmented state.
+- `authors_acrobot`: NOT a seminorm: the norm the seminorm paper's acrobot experiment actually ran with. Its code
+                   (FasterNeuralDiffEq models/symode.py) builds `make_norm(x)` from the whole observed window x
+                   (batch x len(ts) x channels) instead of the ODE state x[:, 0], so the slices it cuts from the flat
+                   augmented state [a_t | y | a_y | a_theta] are len(ts) times too long: max(RMS(flat[1 : 1 + S]),
+                   RMS(flat[1 + S : 1 + 2S])) with S = len(ts) * y.numel(). The first slice holds y, a_y and the first
+                   parameter adjoints, the second more parameter adjoints; as y dominates the value is about
+                   RMS(y) / sqrt(len(ts)), which acts like the default norm with tolerances sqrt(len(ts)) times looser.
+                   It needs the solve's number of observation times (`get_norm(name, times=len(ts))`), so only a
+                   method that passes them (method=adjoint) can use it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -65,15 +75,37 @@ def rms(aug: Sequence[torch.Tensor]) -> torch.Tensor:
     return _rms_joint(list(aug))
 
 
+def authors_acrobot(aug: Sequence[torch.Tensor], times: int) -> torch.Tensor:
+    """The acrobot experiment's as-run norm (see the module docstring): slices of len(ts) x the state size."""
+    _, y, *_ = aug
+    flat = torch.cat([t.reshape(-1) for t in aug])  # torchdiffeq 0.1's flat augmented state, parameters in order
+    size = times * y.numel()
+    first, second = _rms(flat[1:1 + size]), _rms(flat[1 + size:1 + 2 * size])
+    # Python's max(first, second), as their make_norm takes it: where the state is so long that the second slice is
+    # empty (its RMS NaN), the first slice's RMS.
+    return torch.where(second > first, second, first)
+
+
+def _needs_times(aug: Sequence[torch.Tensor]) -> torch.Tensor:
+    raise ValueError("norm=authors_acrobot sizes its slices by the solve's number of observation times, which only "
+                     "method=adjoint passes to it; use method=adjoint")
+
+
 NORMS: dict[str, Norm] = {
     "default": default,
     "paper_default": paper_default,
     "seminorm": seminorm,
     "rms": rms,
+    "authors_acrobot": _needs_times,  # get_norm(..., times=len(ts)) gives the real one
 }
+# Norms whose value depends on the solve (its number of observation times), built per solve by `get_norm`.
+_PER_SOLVE = {"authors_acrobot": authors_acrobot}
 
 
-def get_norm(name: str) -> Norm:
+def get_norm(name: str, times: int | None = None) -> Norm:
+    """The norm `name`; `times` (the solve's len(ts)) is what a per-solve norm (authors_acrobot) is sized by."""
+    if name in _PER_SOLVE and times is not None:
+        return functools.partial(_PER_SOLVE[name], times=times)
     try:
         return NORMS[name]
     except KeyError:

@@ -8,6 +8,9 @@ first observation; the loss and the test metric are the mean squared error over 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -68,6 +71,16 @@ class AcrobotSymODEN(Task):
     def evaluate(self, solver: Solver) -> dict[str, float]:
         total = sum(self.mse(x, solver).item() * len(x) for x in self.test_x.split(self.eval_batch_size))
         return {"test_mse": total / len(self.test_x)}
+
+    pass_splits = ("train", "val", "test")
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_x) / self.batch_size)
+
+    def pass_batches(self, split: str, solver: Solver) -> Iterator[tuple[torch.Tensor, int, dict[str, float]]]:
+        data = {"train": self.train_x, "val": self.val_x, "test": self.test_x}[split]
+        for x in data.split(self.eval_batch_size):
+            yield self.mse(x, solver), len(x), {}
 
     def eval_loss(self, solver: Solver) -> torch.Tensor:
         return self.mse(self.val_x[: self.eval_batch_size], solver)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Iterator
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -32,6 +33,7 @@ from torch import nn
 # task-named salts are streams whose values were chosen in that task before these names existed, kept as they were.
 TRAIN_DATA = -1  # the training set: points generated, or which items a max_train subset keeps
 TEST_DATA = -2  # the test set: points generated, or which items a max_test subset keeps
+VAL_DATA = -11  # the validation set: which items a max_test subset keeps
 EPOCH_ORDER = -10  # epoch_batch: epoch e's permutation of the training set is generator(EPOCH_ORDER, e)
 STEP_NOISE = 1  # generator(step, STEP_NOISE): a step's noise beside its batch (ou_sde: Wong–Zakai coefficients)
 STEP_BROWNIAN = 2  # entropy(step, STEP_BROWNIAN): a step's Brownian motion (ou_sde trained as an SDE)
@@ -141,6 +143,20 @@ class Task(abc.ABC):
         """A differentiable loss on held-out data, for counting backward NFE on data the model was not fitted to
         (the seminorm paper's measurement). None to skip."""
         return None
+
+    # Metric passes (train.metric_pass_every; the seminorm authors' protocol): whole splits, forward and backward.
+    pass_splits: tuple[str, ...] = ()  # the splits `pass_batches` can go over, e.g. ("train", "val", "test")
+
+    def steps_per_epoch(self) -> int:
+        """Training steps that make one pass over the training set (1 where a step is not part of an epoch)."""
+        return 1
+
+    def pass_batches(self, split: str, solver: Solver) -> Iterator[tuple[torch.Tensor, int, dict[str, float]]]:
+        """Every batch of the whole `split` (one of `pass_splits`), in a fixed order: (its mean loss, differentiable,
+        so the caller can run the backward pass and count its NFE; its number of items; per-item metrics summed over
+        the batch, e.g. {"accuracy": 87.0}, the number of correct items). The loop averages the losses over items and
+        divides the sums by the split's size."""
+        raise NotImplementedError(f"{type(self).__name__} has no metric passes")
 
 
 class FullBatchTask(Task):

@@ -62,7 +62,7 @@ def test_reduction_per_row_and_median_over_rows(runs_dir, capsys):
     out = capsys.readouterr().out
     cells = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines()
              if line.startswith("| Speech Commands v0.02") or line.startswith("| acrobot")]
-    lines = {f"{c[0].split()[0]}|{c[1]}|{c[3]}": " | ".join(c) for c in cells}
+    lines = {f"{c[0].split()[0]}|{c[2]}|{c[4]}": " | ".join(c) for c in cells}  # data, rtol, norm
     draft = lines["Speech|0.001|default norm (torchdiffeq 0.1.x, the paper's)"]
     assert "92.6 ± 0.4 (UNPUBLISHED DRAFT)" in draft and "21.5 ± 1.58 (UNPUBLISHED DRAFT)" in draft
     assert "91.0 ± 1.0" in draft  # accuracy 0.90 and 0.92 over two seeds, in percent
@@ -70,9 +70,10 @@ def test_reduction_per_row_and_median_over_rows(runs_dir, capsys):
     acrobot = lines["acrobot|0.0001|seminorm"]
     assert "2/3" in acrobot and "solver_failed x1" in acrobot and "not found" in acrobot
     assert "80 ± 0 (1)" in acrobot  # held-out backward NFE summed over the run's one evaluation
-    headline = next(line for line in out.splitlines() if line.startswith("| 3 |"))
+    headline = next(line for line in out.splitlines() if line.startswith("| training steps | 3 |"))
     assert "| 40.0% |" in headline and "| 50.0% |" in headline and "40% (paper, abstract)" in headline
     assert "62% (paper, abstract)" in headline
+    assert "| the paper's BNFE (train-set metric passes) | 0 | — |" in out  # harness runs have no metric passes
     assert (runs_dir / "seminorm_tables.md").read_text().strip() in out
     assert "STAND-IN" not in out  # the paper's own data
 
@@ -113,15 +114,27 @@ def test_make_reproduce_seminorm_smoke_end_to_end(smoke_reproduction):
     for title in ("Neural CDE on Speech Commands", "Table 2: continuous normalising flows", "Symplectic ODE-Net"):
         assert title in out
     results = load_results(out_dir)
-    assert len(results) == 3 * 2 * 2 + 2 * 2 + 2 * 2 and (results["status"] == "ok").all()
-    assert set(results["scale"]) == {"smoke"} and set(results["norm"]) == {"paper_default", "seminorm"}
+    assert len(results) == 2 * 2 + 2 * 2 + 4 * 2 and (results["status"] == "ok").all()
+    assert set(results["scale"]) == {"smoke"}
+    assert set(results["norm"]) == {"paper_default", "seminorm", "authors_acrobot"}
+    assert set(results[results["task"] != "cnf_images"]["protocol"]) == {"authors"}
     rows = [line for line in out.splitlines() if line.startswith("| ") and "2/2" in line]
-    assert len(rows) == 3 * 2 + 2 + 2  # every cell: both norms, two seeds each
-    assert sum("| seminorm " in line for line in rows) == 5
+    assert len(rows) == 2 + 2 + 4  # every cell: each norm, two seeds each
+    assert sum("| seminorm " in line for line in rows) == 3
     assert "UNPUBLISHED DRAFT" in out and "not found" in out and "Headline" in out
+    # the acrobot's four rows and the footnote
+    acrobot = [line for line in rows if line.startswith("| acrobot")]
+    assert [line.split("|")[5].strip() for line in acrobot] == [
+        "default norm (torchdiffeq 0.1.x, the paper's)",
+        "default norm (torchdiffeq 0.1.x, the paper's), backward tolerances ×2", "seminorm",
+        "the authors' as-run acrobot norm (NOT a seminorm)"]
+    assert "Finding (acrobot): the authors' acrobot" in out and "A genuine seminorm (ours) changes nothing" in out
+    # both counts per row of the protocol=authors tables; the headline's rows say which are left out
+    assert all(line.split("|")[11].strip() not in ("", "—") for line in acrobot)  # BNFE, metric passes
+    assert "Rows left out:" in out and "not a seminorm" in out and "a change of the backward tolerances" in out
 
     figures = out_dir / "figures"
-    for stem in ("seminorm_heldout_bwd_nfe", "seminorm_train_bwd_nfe"):
+    for stem in ("seminorm_heldout_bwd_nfe", "seminorm_train_bwd_nfe", "seminorm_val_pass_bwd_nfe"):
         assert (figures / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (figures / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
     plotted = pd.read_csv(figures / "seminorm_figure_data.csv")
@@ -130,4 +143,5 @@ def test_make_reproduce_seminorm_smoke_end_to_end(smoke_reproduction):
     assert len(heldout) == len(expected) and len(expected) > 0
     assert heldout.sort_index().to_numpy() == pytest.approx(expected.sort_index().to_numpy())
     panels = plotted.groupby(["task", "rtol"])["norm"].agg(lambda v: set(v))
-    assert len(panels) == 5 and all(norms == {"paper_default", "seminorm"} for norms in panels)
+    assert len(panels) == 3 and all({"paper_default", "seminorm"} <= norms for norms in panels)
+    assert set(plotted[plotted["kind"] == "pass_val"]["task"]) == {"speech_commands", "acrobot"}

@@ -17,6 +17,8 @@
 # - `seminorm_heldout_bwd_nfe.{png,pdf}`: backward NFE of one forward+backward pass on held-out data at each
 #   evaluation (the authors' figure plots the validation set's);
 # - `seminorm_train_bwd_nfe.{png,pdf}`: backward NFE of every training step (a running mean over ~2% of the steps);
+# - `seminorm_val_pass_bwd_nfe.{png,pdf}` (runs under protocol=authors): backward NFE of each metric pass over the
+#   whole validation set — the authors' figure itself (their metrics.py plots val `backward_nfe` per pass);
 # - `seminorm_figure_data.csv`: the plotted curves (mean and std per norm and step), so the figures can be checked.
 #
 # Run as a notebook (`jupytext --to notebook`) or as a script:
@@ -58,8 +60,11 @@ summary.head()
 
 
 # %%
-def plot(kind: str, title: str, stem: str) -> plt.Figure:
+def plot(kind: str, title: str, stem: str) -> plt.Figure | None:
     data = summary[summary["kind"] == kind]
+    if data.empty:
+        print(f"no {kind} counts: {stem} not drawn")
+        return None
     panels = list(data.groupby(PANEL).groups)
     columns = min(3, max(1, len(panels)))
     rows = max(1, -(-len(panels) // columns))
@@ -94,4 +99,8 @@ plot("heldout", "Backward NFE on held-out data over training (mean ± std over s
 
 # %%
 plot("train", "Backward NFE of each training step (mean ± std over seeds)", "seminorm_train_bwd_nfe")
+
+# %%
+plot("pass_val", "Backward NFE of each metric pass over the validation set (mean ± std over seeds)",
+     "seminorm_val_pass_bwd_nfe")
 print(f"figures written to {OUT_DIR}")

@@ -79,17 +79,25 @@ class NeuralCDE(nn.Module):
     """z(t0) = W X(t0); dz = f(z) dX; logits = readout(z(T))."""
 
     def __init__(self, input_channels: int, hidden_channels: int, width: int, depth: int, output_channels: int,
-                 ) -> None:
+                 authors_init: bool = False) -> None:
+        """`authors_init`: build the vector field before the initial map, as the seminorm authors' models/cde.py
+        does, so a seed draws the initial parameters their code draws after torch.manual_seed with that seed."""
         super().__init__()
+        field = CDEField(CDEVectorField(input_channels, hidden_channels, width, depth)) if authors_init else None
         self.initial = nn.Linear(input_channels, hidden_channels)
-        self.field = CDEField(CDEVectorField(input_channels, hidden_channels, width, depth))
+        if field is None:
+            field = CDEField(CDEVectorField(input_channels, hidden_channels, width, depth))
+        self.field = field
         self.readout = nn.Linear(hidden_channels, output_channels)
 
-    def forward(self, control, solve, jump_at_knots: bool = False) -> torch.Tensor:
+    def forward(self, control, solve, jump_at_knots: bool = False, jump_at_end: bool = False) -> torch.Tensor:
         """Logits for the batch whose interpolation is `control`; `solve(field, z0, ts, jump_t=...)` is the gradient
-        method's. `jump_at_knots`: make adaptive steps end at the interpolation's knots, where dX/dt jumps."""
+        method's. `jump_at_knots`: make adaptive steps end at the interpolation's interior knots, where dX/dt jumps;
+        `jump_at_end`: the end time T too (torchdiffeq 0.1's grid_points, which the seminorm authors used, count T as
+        a crossing and evaluate the field once more there)."""
         t = control.interval
         self.field.control = control  # kept after the solve: an adjoint's backward pass evaluates the field again
         z0 = self.initial(control.evaluate(t[0]))
-        jump_t = control.grid_points[1:-1] if jump_at_knots else None
+        knots = control.grid_points
+        jump_t = (knots[1:] if jump_at_end else knots[1:-1]) if jump_at_knots else None
         return self.readout(solve(self.field, z0, t, jump_t=jump_t)[-1])
