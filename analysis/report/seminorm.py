@@ -61,18 +61,19 @@ def _ours_change(row: pd.Series, base: pd.Series, column: str) -> Value | None:
 TEST_COUNTS = (("final_test", "final test-pass bwd NFE (10^3)"), ("heldout_bwd", "held-out bwd NFE (10^3)"))
 
 
-COUNT_NOTES = {
-    "final_test": "final test-pass bwd NFE: one forward+backward pass over the test set with the model the run ends "
-                  "with, in thousands, as the draft states its test-set counts.",
-    "heldout_bwd": "held-out bwd NFE: Σ over a run's evaluations of one forward+backward pass on a held-out batch, in "
-                   "thousands, as the draft states its test-set counts.",
-}
+COUNT_NOTES = (  # what each of TEST_COUNTS counts, in its order
+    "final test-pass bwd NFE: one forward+backward pass over the test set with the model the run ends with, in "
+    "thousands, as the draft states its test-set counts.",
+    "held-out bwd NFE: Σ over a run's evaluations of one forward+backward pass on a held-out batch, in thousands, as "
+    "the draft states its test-set counts.",
+)
 
 
-def test_count(rows: pd.DataFrame) -> tuple[str, str]:
-    """(summary column stem, label) of the count compared with the draft's test-set count."""
+def test_count(row: pd.Series) -> tuple[str, str]:
+    """(summary column stem, label) of the row's count compared with the draft's test-set count: the first of
+    TEST_COUNTS its runs recorded (runs made before the final test pass was recorded have only the held-out sum)."""
     for column, label in TEST_COUNTS:
-        if f"{column}_mean" in rows and rows[f"{column}_mean"].notna().any():
+        if pd.notna(row.get(f"{column}_mean")):
             return column, label
     return TEST_COUNTS[-1]
 
@@ -91,13 +92,13 @@ def _thousands(row: pd.Series, column: str) -> Value | None:
 
 
 def table_row(summary: pd.DataFrame, row: pd.Series, table: seminorm.PaperTable, reference: pd.DataFrame,
-              facts: set[str], count: tuple[str, str]) -> Row:
+              facts: set[str]) -> Row:
     """One summary row's cells and comparisons (the change and time ratio only on seminorm rows at the forward
     tolerances, beside the default norm of the same cell)."""
     def find(column: str, norm: str = row["norm"]) -> Reference | None:
         return draft_value(reference, table, row["rtol"], row["atol"], norm, column)
 
-    column, label = count
+    column, label = test_count(row)
     metric = None if math.isnan(row["metric_mean"]) else Value(
         row["metric_mean"] * table.metric_scale, row["metric_std"] * table.metric_scale, int(row["seeds_ok"]))
     comparisons = [Comparison(table.metric_label, "metric", metric, find("test accuracy")),
@@ -130,8 +131,7 @@ def table_rows(summary: pd.DataFrame, frame: pd.DataFrame, table: seminorm.Paper
     rows = summary[summary["task"] == table.task].sort_values(
         keys, ascending=[k not in ("rtol", "atol") for k in keys], key=seminorm._norm_order)
     facts = scale_facts(frame[frame["task"] == table.task])
-    count = test_count(rows)
-    return [table_row(summary, row, table, reference, facts, count) for _, row in rows.iterrows()]
+    return [table_row(summary, row, table, reference, facts) for _, row in rows.iterrows()]
 
 
 def comparable(summary: pd.DataFrame) -> pd.DataFrame:
@@ -195,9 +195,11 @@ def build(root: Path) -> PaperReport:
         frame = frame[frame.get("method") == "adjoint"]
         for table in seminorm.TABLES:
             if (summary["task"] == table.task).any():
-                count = test_count(summary[summary["task"] == table.task])[0]
-                sections.append(Section(table.task, table.title, table_rows(summary, frame, table, reference),
-                                        COUNT_NOTES[count]))
+                rows = table_rows(summary, frame, table, reference)
+                labels = {c.quantity for row in rows for c in row.comparisons}
+                sections.append(Section(table.task, table.title, rows,
+                                        " ".join(note for (_, label), note in zip(TEST_COUNTS, COUNT_NOTES)
+                                                 if label in labels)))
         sections.append(Section("headline", "Headline: backward-NFE reduction of the seminorm against the paper's "
                                 "default norm", headline_rows(summary, frame, reference),
                                 "Ours: the median and the maximum over the comparable seminorm rows above (the "
