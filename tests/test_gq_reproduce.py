@@ -13,9 +13,6 @@ from runs.reproduce import commands, experiments
 EXPECTED = {"g1d", "images", "nested_spheres", "ou_ncosines", "ou_sde", "sines10", "sines50", "toy_gradient"}
 
 
-pytestmark = pytest.mark.xdist_group("reproduce-gq")  # shares the session's smoke run with tests/test_report.py
-
-
 @pytest.fixture(scope="module")
 def smoke_runs(smoke_reproduction):
     out, proc = smoke_reproduction("gq")

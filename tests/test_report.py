@@ -250,7 +250,7 @@ def test_the_console_check_sees_an_error(chromium, tmp_path):
     assert any("undefinedFunction" in line for line in console_messages(proc.stderr)), proc.stderr[-2000:]
 
 
-@pytest.mark.parametrize("paper", [pytest.param(p, marks=pytest.mark.xdist_group(f"reproduce-{p}")) for p in PAPERS])
+@pytest.mark.parametrize("paper", PAPERS)
 def test_smoke_report_opens_in_chromium(paper, smoke_reproduction, chromium, tmp_path):
     """`make reproduce-<paper> SCALE=smoke` wrote report.html: self-contained, every table with a verdict per row,
     the figures, the sweep status; in Chromium it loads without console errors, every image decodes."""

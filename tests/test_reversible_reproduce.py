@@ -61,7 +61,6 @@ def test_white_dwarf_data_stay_in_the_equations_domain():
     assert torch.isfinite(y).all() and y[-1, 0] ** 2 > 0.001 and y[-1, 0] < 0.1
 
 
-@pytest.mark.xdist_group("reproduce-reversible")  # shares the session's smoke run with tests/test_report.py
 def test_make_reproduce_reversible_smoke(smoke_reproduction):
     """Every table at smoke scale through the Makefile (runs, the tables with the authors' logs beside ours, the
     figures), into a temporary output directory."""

@@ -107,7 +107,6 @@ def _metrics_mean(run_root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).groupby(["task", "rtol", "norm", "step"])["bwd"].mean()
 
 
-@pytest.mark.xdist_group("reproduce-seminorm")  # shares the session's smoke run with tests/test_report.py
 def test_make_reproduce_seminorm_smoke_end_to_end(smoke_reproduction):
     out_dir, proc = smoke_reproduction("seminorm")
     out = proc.stdout
