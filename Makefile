@@ -70,7 +70,8 @@ status: install
 # A paper's tables and figures: `make reproduce-seminorm | reproduce-gq | reproduce-reversible [SCALE=smoke|quick|paper]`.
 # Every grid of conf/experiment/<paper>/*.yaml (its `sweep.<scale>` lines) runs as a Hydra multirun into OUT
 # (default runs/<paper>/<scale>), then analysis.<paper> prints and writes the tables and analysis/notebooks/<paper>.py
-# the figures (OUT/figures/). LAUNCHER="slurm hydra.launcher.partition=gpu" hands the cells to a cluster;
+# the figures (OUT/figures/), and analysis.report the page OUT/report.html (tables with a verdict per row, the figures,
+# the sweep status, provenance). LAUNCHER="slurm hydra.launcher.partition=gpu" hands the cells to a cluster;
 # ARGS="..." adds overrides to every run (smoke adds logger=none progress=false).
 ARGS ?=
 ARGS_smoke := logger=none progress=false
@@ -78,3 +79,4 @@ reproduce-%: install
 	$(PY) -m runs.reproduce $* --scale $(SCALE) --out $(or $(OUT),runs/$*/$(SCALE)) $(ARGS_$(SCALE)) $(ARGS) $(LAUNCH)
 	$(PY) -m analysis.$* $(or $(OUT),runs/$*/$(SCALE))
 	RUNS_DIR=$(or $(OUT),runs/$*/$(SCALE)) PYTHONPATH=. MPLBACKEND=Agg $(PY) analysis/notebooks/$*.py
+	$(PY) -m analysis.report $(or $(OUT),runs/$*/$(SCALE)) --paper $*

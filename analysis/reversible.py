@@ -54,10 +54,20 @@ def reference(experiment: str) -> pd.DataFrame:
     return frame[frame["experiment"] == experiment]
 
 
+def reference_hit(ref: pd.DataFrame, row: str, column: str) -> pd.DataFrame:
+    """The authors' value(s) of one cell. Rows are '<solver> / <method>'; the v1 logs (cnf, neural_cde) name theirs
+    '<method> / <solver>', so the swapped name is tried when the first finds nothing."""
+    hit = ref[(ref["row"] == row) & (ref["column"] == column)]
+    if hit.empty and " / " in row:
+        solver, _, method = row.partition(" / ")
+        hit = ref[(ref["row"] == f"{method} / {solver}") & (ref["column"] == column)]
+    return hit
+
+
 def ref_cell(ref: pd.DataFrame, row: str | None, column: str, digits: int = 3) -> str:
     if row is None:
         return "— (theirs: online only)"
-    hit = ref[(ref["row"] == row) & (ref["column"] == column)]
+    hit = reference_hit(ref, row, column)
     if hit.empty:
         return "—"
     value, std = float(hit["value"].iloc[0]), hit["std"].iloc[0]

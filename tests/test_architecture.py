@@ -71,7 +71,8 @@ def test_the_check_catches_a_forbidden_import(tmp_path):
 def test_reading_results_imports_no_training_code():
     """A fresh interpreter that imports the analysis entry points and the record has not imported torch, runs,
     solvers or tasks: a results folder can be read on a machine without them."""
-    code = ("import sys, analysis.table, analysis.status, analysis.seminorm, analysis.gq, analysis.reversible, record\n"
+    code = ("import sys, analysis.table, analysis.status, analysis.seminorm, analysis.gq, analysis.reversible, record, "
+            "analysis.report, analysis.verdict\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'runs', 'solvers', 'tasks')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

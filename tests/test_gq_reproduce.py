@@ -4,12 +4,9 @@ notebook writes every figure. One run of the target serves all the checks (it is
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
 from runs.reproduce import commands, experiments
 
@@ -17,13 +14,9 @@ EXPECTED = {"g1d", "images", "nested_spheres", "ou_ncosines", "ou_sde", "sines10
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gq")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
-    proc = subprocess.run(["make", "-s", "reproduce-gq", "SCALE=smoke", f"OUT={out / 'smoke'}", "ARGS=device=cpu"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out / "smoke", proc.stdout
+def smoke_runs(smoke_reproduction):
+    out, proc = smoke_reproduction("gq")
+    return out, proc.stdout
 
 
 def test_every_experiment_ran_ok(smoke_runs):

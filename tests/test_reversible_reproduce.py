@@ -4,14 +4,11 @@ figures included)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
 
 from analysis.reversible import KIND
 from tasks.data.physical_systems import SYSTEMS, load_measured, resolve_data_dir
@@ -64,14 +61,10 @@ def test_white_dwarf_data_stay_in_the_equations_domain():
     assert torch.isfinite(y).all() and y[-1, 0] ** 2 > 0.001 and y[-1, 0] < 0.1
 
 
-def test_make_reproduce_reversible_smoke(tmp_path):
+def test_make_reproduce_reversible_smoke(smoke_reproduction):
     """Every table at smoke scale through the Makefile (runs, the tables with the authors' logs beside ours, the
     figures), into a temporary output directory."""
-    out = tmp_path / "reversible"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(["make", "-s", "reproduce-reversible", "SCALE=smoke", f"OUT={out}"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out, _ = smoke_reproduction("reversible")
     results = [json.loads(p.read_text()) for p in out.rglob("result.json")]
     assert len(results) >= 20 and all(r["status"] == "ok" for r in results), [r["error"] for r in results]
     tables = (out / "tables.md").read_text()
@@ -79,6 +72,7 @@ def test_make_reproduce_reversible_smoke(tmp_path):
                   "white-dwarf", "coupled oscillator", "double pendulum"):
         assert title in tables
     assert KIND in tables and "1.52 ± 0.31" in tables  # an authors' figure (white dwarf, euler, reversible)
+    assert "3.922 ± 0.0014" in tables  # the v1 CNF's (their logs name the row "discretise-then-optimise / midpoint")
     for label in ("online (diffrax's)", "offline binomial", "r* (fitted to this column's cells"):
         assert label in tables  # both checkpointing schedules, and the cost model fitted to the complexity table
     checkpointed = [r for r in results if r["method"] == "checkpoint"]

@@ -4,14 +4,10 @@ SCALE=smoke` end to end (sweeps, tables, the figure notebook)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
 
 from analysis.seminorm import load_curves, main, summarise
 from record import load_results
@@ -111,13 +107,8 @@ def _metrics_mean(run_root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).groupby(["task", "rtol", "norm", "step"])["bwd"].mean()
 
 
-def test_make_reproduce_seminorm_smoke_end_to_end(tmp_path):
-    out_dir = tmp_path / "seminorm"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
-    proc = subprocess.run(["make", "--no-print-directory", "reproduce-seminorm", "SCALE=smoke",
-                           f"OUT={out_dir}", f"PY={sys.executable}"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def test_make_reproduce_seminorm_smoke_end_to_end(smoke_reproduction):
+    out_dir, proc = smoke_reproduction("seminorm")
     out = proc.stdout
     for title in ("Neural CDE on Speech Commands", "Table 2: continuous normalising flows", "Symplectic ODE-Net"):
         assert title in out
