@@ -123,7 +123,7 @@ def _pct(value: float) -> str:
     return "—" if value is None or math.isnan(value) else f"{value:+.1f}%"
 
 
-def _tolerance_of(text: str) -> tuple[float, float] | None:
+def tolerance_of(text: str) -> tuple[float, float] | None:
     """'... ATOL=1e-6 RTOL=1e-3)' -> (rtol, atol)."""
     atol, rtol = re.search(r"ATOL=([0-9.e-]+)", text), re.search(r"RTOL=([0-9.e-]+)", text)
     return (float(rtol.group(1)), float(atol.group(1))) if atol and rtol else None
@@ -137,7 +137,7 @@ def published(reference: pd.DataFrame, table: PaperTable, rtol: float, atol: flo
     rows = reference[(reference["experiment"] == table.reference_experiment) & (reference["row"] == row_name)
                      & (reference["column"] == column)]
     for _, row in rows.iterrows():
-        tolerance = _tolerance_of(str(row["table"]))
+        tolerance = tolerance_of(str(row["table"]))
         if tolerance and math.isclose(tolerance[0], rtol) and math.isclose(tolerance[1], atol):
             std = "" if pd.isna(row["std"]) else f" ± {row['std']:.3g}"
             kind = "UNPUBLISHED DRAFT" if row["kind"] == "unpublished draft" else row["kind"]
@@ -218,7 +218,7 @@ def _heldout_sum(run_dir: object) -> tuple[float, int]:
 CELL = ["task", "data", "protocol", "rtol", "atol"]
 
 
-def _baseline(summary: pd.DataFrame, row: pd.Series) -> pd.Series | None:
+def baseline(summary: pd.DataFrame, row: pd.Series) -> pd.Series | None:
     """The default norm's row of the same cell, at the forward tolerances (backward tolerance factor 1)."""
     same = (summary[CELL] == row[CELL]).all(axis=1) & (summary["bwd_tol"] == 1.0)
     for norm in BASELINES:
@@ -229,7 +229,7 @@ def _baseline(summary: pd.DataFrame, row: pd.Series) -> pd.Series | None:
 
 
 def _change(summary: pd.DataFrame, row: pd.Series, column: str) -> float:
-    base = _baseline(summary, row)
+    base = baseline(summary, row)
     if base is None or (base["norm"] == row["norm"] and base["bwd_tol"] == row["bwd_tol"]):
         return math.nan
     if not base[column] > 0 or not row[column] >= 0:
@@ -254,7 +254,7 @@ def _unit(values: pd.Series) -> tuple[float, str]:
 def render_table(summary: pd.DataFrame, table: PaperTable, reference: pd.DataFrame) -> str:
     rows = summary[summary["task"] == table.task].sort_values(
         ["data", "protocol", "rtol", "atol", "norm", "bwd_tol"], ascending=[True, True, False, False, True, True],
-        key=_norm_order)
+        key=norm_order)
     scale, unit = _unit(rows["bwd_total_mean"])
     digits = {"test accuracy (%)": 1, "test bits/dim": 3, "test MSE": 4}[table.metric_label]
 
@@ -308,7 +308,7 @@ def render_table(summary: pd.DataFrame, table: PaperTable, reference: pd.DataFra
     return text
 
 
-def _norm_order(column: pd.Series) -> pd.Series:
+def norm_order(column: pd.Series) -> pd.Series:
     """Sort key: the baseline norm first within a cell, then the seminorm, then the rest."""
     if column.name != "norm":
         return column
@@ -329,7 +329,7 @@ def comparable(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for index, row in summary.iterrows():
         where = f"{row['task']} / {row['data']} / {row['protocol']} / rtol={row['rtol']:g}: " \
                 f"{norm_label(row['norm'], row['bwd_tol'])}"
-        base = _baseline(summary, row)
+        base = baseline(summary, row)
         if row["norm"] in BASELINES and row["bwd_tol"] == 1.0:
             continue
         if row["bwd_tol"] != 1.0:

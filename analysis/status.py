@@ -147,7 +147,8 @@ def collect(root: Path) -> dict[Path, list[Cell]]:
     return report
 
 
-def _label(cell: Cell, common: set[str]) -> str:
+def cell_label(cell: Cell, common: set[str]) -> str:
+    """A cell's name in a status table: the overrides it does not share with every other cell of its sweep."""
     varying = [o for o in cell.key if o not in common]
     return " ".join(varying) or " ".join(cell.key) or "(no overrides)"
 
@@ -173,7 +174,7 @@ def render(report: dict[Path, list[Cell]], root: Path, show_ok: bool = False) ->
         single = sweep.name == SINGLES
         base = sweep.parent if single else sweep
         common = set.intersection(*(set(c.key) for c in cells)) if len(cells) > 1 and not single else set()
-        rows = [[c.state, _label(c, common), c.detail, str(c.run_dir.relative_to(base)) if c.run_dir else "-"]
+        rows = [[c.state, cell_label(c, common), c.detail, str(c.run_dir.relative_to(base)) if c.run_dir else "-"]
                 for c in sorted(shown, key=lambda c: (STATES.index(c.state), c.key))]
         parts.append(f"\n{sweep}\n" + _table(["state", "cell", "detail", "run dir"], rows))
     return "\n".join(parts)

@@ -136,7 +136,7 @@ def status_html(root: Path) -> str:
         for c in cells:
             if c.state != "ok":
                 problems.append((c.state, [escape(c.state), escape(_relative(sweep, root)),
-                                           escape(status._label(c, common)), escape(c.detail),
+                                           escape(status.cell_label(c, common)), escape(c.detail),
                                            escape(_relative(c.run_dir, root) if c.run_dir else "—")]))
     if problems:
         parts.append(html.table(["state", "sweep", "cell", "error / detail", "run dir"], [p for _, p in problems],

@@ -34,7 +34,7 @@ def draft_value(reference: pd.DataFrame, table: seminorm.PaperTable, rtol: float
     rows = reference[(reference["experiment"] == table.reference_experiment)
                      & (reference["row"] == DRAFT_ROWS[norm]) & (reference["column"] == column)]
     for _, row in rows.iterrows():
-        tolerance = seminorm._tolerance_of(str(row["table"]))
+        tolerance = seminorm.tolerance_of(str(row["table"]))
         if tolerance and math.isclose(tolerance[0], rtol) and math.isclose(tolerance[1], atol):
             std = None if pd.isna(row["std"]) else float(row["std"])
             return Reference(Value(float(row["value"]), std), str(row["kind"]), f"{row['source']} ({row['unit']})")
@@ -79,9 +79,7 @@ def test_count(row: pd.Series) -> tuple[str, str]:
 
 
 def _norm_label(row: pd.Series) -> str:
-    if hasattr(seminorm, "norm_label"):
-        return seminorm.norm_label(row["norm"], row.get("bwd_tol", 1.0))
-    return seminorm.NORM_LABELS.get(row["norm"], row["norm"])
+    return seminorm.norm_label(row["norm"], row.get("bwd_tol", 1.0))
 
 
 def _thousands(row: pd.Series, column: str) -> Value | None:
@@ -103,7 +101,7 @@ def table_row(summary: pd.DataFrame, row: pd.Series, table: seminorm.PaperTable,
         row["metric_mean"] * table.metric_scale, row["metric_std"] * table.metric_scale, int(row["seeds_ok"]))
     comparisons = [Comparison(table.metric_label, "metric", metric, find("test accuracy")),
                    Comparison(label, "count", _thousands(row, column), find("backward NFE on test set"))]
-    base = seminorm._baseline(summary, row)
+    base = seminorm.baseline(summary, row)
     if row["norm"] == "seminorm" and row.get("bwd_tol", 1.0) == 1.0 and base is not None \
             and base["norm"] != "seminorm":
         comparisons += [
@@ -129,7 +127,7 @@ def table_rows(summary: pd.DataFrame, frame: pd.DataFrame, table: seminorm.Paper
                reference: pd.DataFrame) -> list[Row]:
     keys = [k for k in ("data", "protocol", "rtol", "atol", "norm", "bwd_tol") if k in summary]
     rows = summary[summary["task"] == table.task].sort_values(
-        keys, ascending=[k not in ("rtol", "atol") for k in keys], key=seminorm._norm_order)
+        keys, ascending=[k not in ("rtol", "atol") for k in keys], key=seminorm.norm_order)
     facts = scale_facts(frame[frame["task"] == table.task])
     return [table_row(summary, row, table, reference, facts) for _, row in rows.iterrows()]
 
@@ -140,7 +138,7 @@ def comparable(summary: pd.DataFrame) -> pd.DataFrame:
     if hasattr(seminorm, "comparable"):
         return seminorm.comparable(summary)[0]
     keep = [i for i, row in summary.iterrows() if row["norm"] == "seminorm"
-            and (base := seminorm._baseline(summary, row)) is not None and base["norm"] != "seminorm"]
+            and (base := seminorm.baseline(summary, row)) is not None and base["norm"] != "seminorm"]
     return summary.loc[keep]
 
 
@@ -149,7 +147,7 @@ def reductions(summary: pd.DataFrame, column: str) -> list[Value]:
     from both rows' counts), smallest first."""
     out = []
     for _, row in comparable(summary).iterrows():
-        change = _ours_change(row, seminorm._baseline(summary, row), column)
+        change = _ours_change(row, seminorm.baseline(summary, row), column)
         if change is not None and math.isfinite(change.mean):
             out.append(Value(-change.mean, change.std))
     return sorted(out, key=lambda v: v.mean)
