@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from runs.gradcheck import relative_error
 from solvers.adjoint import ContinuousAdjoint
 from solvers.adjoint_core import CoreAdjoint
 from solvers.base import SolverSpec
@@ -67,10 +68,6 @@ def gradients(method, field, y0, ts) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([g.flatten() for g in grads[:-1]]), grads[-1].flatten()
 
 
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)).item()
-
-
 def survey(fields: list, tols: list[float]) -> list[dict]:
     rows = []
     for spec_ in fields:
@@ -84,7 +81,7 @@ def survey(fields: list, tols: list[float]) -> list[dict]:
                                *VARIANTS.items()):
                 method = make(spec)
                 theta, y0_grad = gradients(method, field, y0, ts)
-                base[name] = (_rel(theta, ref[0]), _rel(y0_grad, ref[1]), method.nfe.take().bwd_nfe)
+                base[name] = (relative_error(theta, ref[0]), relative_error(y0_grad, ref[1]), method.nfe.take().bwd_nfe)
             for name in ("adjoint", *VARIANTS):
                 err = base[name]
                 bound = [max(base["adjoint"][k], base["floor"][k]) for k in range(2)]

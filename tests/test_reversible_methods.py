@@ -12,6 +12,7 @@ from conftest import make_config
 from torch import nn
 
 from runs.build import ConfigError, build_method
+from runs.gradcheck import relative_error
 from runs.loop import run
 from solvers.base import SolverSpec
 from solvers.core import fixed_grid
@@ -208,4 +209,4 @@ def test_authors_jax_runner_agrees_with_ours():
         assert jax.roundoff(50) < 1e-12
     finally:
         jax.close()
-    assert bench.rel(ours, theirs) < 1e-12
+    assert relative_error(ours, theirs) < 1e-12

@@ -39,7 +39,7 @@ from torch import nn
 
 from runs.bench.common import CONF_DIR, compose_config, synchronizer
 from runs.build import ConfigError, build_method, build_task, seed_everything
-from runs.gradcheck import reference_method
+from runs.gradcheck import reference_method, relative_error
 from runs.memory import MIB, saved_tensor_meter
 from solvers.base import trainable
 from solvers.nfe import NFECounter
@@ -217,10 +217,6 @@ class _InitialStates:
         return torch.cat(flat[: len(params)]), torch.cat(flat[len(params):])
 
 
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)).item()
-
-
 def _iteration(task, method, step: int) -> None:
     loss = task.train_loss(step, method)
     loss.backward()
@@ -277,7 +273,7 @@ def _gradient_errors(setups, device: torch.device) -> None:
         except Exception as exc:  # noqa: BLE001 - a method that fails in float64 still has its timing row
             row.error = f"float64 pass: {type(exc).__name__}: {exc}".splitlines()[0][:120]
             continue
-        row.theta_error, row.y0_error = _rel(theta, ref_theta), _rel(y0, ref_y0)
+        row.theta_error, row.y0_error = relative_error(theta, ref_theta), relative_error(y0, ref_y0)
         method.nfe.take()
 
 

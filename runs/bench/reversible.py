@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from runs.bench.common import synchronizer, timed
+from runs.gradcheck import relative_error
 from runs.memory import MIB, saved_tensor_meter
 from solvers.base import SolverSpec, trainable
 from solvers.checkpoint import RecursiveCheckpoint
@@ -128,17 +129,13 @@ def gradient(method, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> to
     return torch.cat([p.grad.flatten() for p in field.parameters()] + [x.grad.flatten()])
 
 
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)).item()
-
-
 def reconstruction_error(field: nn.Module, y0: torch.Tensor, steps: int, coupling: float) -> float:
     """||g_reversible - g_autograd|| / ||g_autograd||, both through the same reversible solve."""
     ts = torch.tensor([0.0, steps * DT], dtype=torch.float64, device=y0.device)
     spec = SolverSpec("midpoint", step_size=DT)
     grads = [gradient(Reversible(spec, coupling=coupling, backward=b), field, y0, ts) for b in ("reconstruct",
                                                                                                "autograd")]
-    return rel(grads[0], grads[1])
+    return relative_error(grads[0], grads[1])
 
 
 def one_gradient(method, field: nn.Module, y0: torch.Tensor, ts: torch.Tensor) -> None:
@@ -180,7 +177,7 @@ def warm_up(method, field, y0, ts, device: torch.device, reference: torch.Tensor
     cell.nfe = counts.fwd_nfe + counts.bwd_nfe
     cell.recomputed = (counts.bwd_steps - counts.fwd_steps) / counts.fwd_steps if counts.bwd_steps else 0.0
     cell.graph_kib = graph["mib"] * 1024
-    cell.grad_error = None if reference is None else rel(grad, reference)
+    cell.grad_error = None if reference is None else relative_error(grad, reference)
     stats = method.describe().get("compile_stats")
     cell.compile_seconds = None if stats is None else stats["compile_seconds"]
     if device.type == "cuda":
@@ -361,7 +358,7 @@ def run_section(device: torch.device, repeats: int, steps_grid: tuple[int, ...] 
         if jax is not None:
             first = jax.gradient(steps)
             grad = torch.tensor(first["grad"], dtype=torch.float64)
-            jax_cells[steps] = {"seconds": [], "compile": first["compile_seconds"], "error": rel(grad, ours.cpu())}
+            jax_cells[steps] = {"seconds": [], "compile": first["compile_seconds"], "error": relative_error(grad, ours.cpu())}
         for _ in range(max(repeats, 5)):  # interleaved: load hits all alike
             for mode in modes:
                 for name, method in built[mode].items():
