@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from solvers.base import ForwardSolve, OwnBackwardMethod, SolverSpec, backward_tolerances
-from solvers.core import ODETerm, Schedule, StepController, WarmStart, integrate, rk_increment, vjp
+from solvers.core import ODETerm, PlainStepper, Schedule, StepController, WarmStart, integrate, vjp
 from solvers.norms import get_norm
 from solvers.tableaus import get_tableau, has_tableau
 
@@ -63,16 +63,16 @@ class _AugmentedSystem:
                           *(torch.zeros_like(p) if g is None else g for p, g in zip(self.params, g_theta))])
 
 
-class _Stepper:
-    """One tableau step of the augmented system (the `solvers.core.Stepper` protocol), reusing field values where
+class _Stepper(PlainStepper):
+    """One tableau step of the augmented system (the base scheme's `PlainStepper`), reusing field values where
     the state is the same: a first-same-as-last tableau's last stage (evaluated at y_{n+1}) is the next step's first,
     a rejected step's retry reuses its first stage, and the first step reuses the evaluation at the start that the
     initial-step selection made, as torchdiffeq does. A value is reused only for the very state it was computed at
     (same storage, unmodified), which is always at the time that state stands for."""
 
     def __init__(self, system: _AugmentedSystem, tableau: Any, field: Any) -> None:
-        self.system, self.tableau, self.field = system, tableau, field
-        self.term = ODETerm(self._evaluate)
+        super().__init__(ODETerm(self._evaluate), tableau, field=field)
+        self.system = system
         self._known: list[list[Any]] = []  # [state, f(t, state) or None]: states whose value is kept
         self._last: torch.Tensor | None = None
 
@@ -93,13 +93,6 @@ class _Stepper:
         self._last = self.system(t, y)
         return self._last
 
-    def _increment(self, t0: float, t1: float, state: torch.Tensor, error: bool):
-        t = torch.full((), t0, dtype=state.dtype, device=state.device)
-        return rk_increment(self.term, self.tableau, t, t1 - t0, state, None, error, base=state)
-
-    def step(self, t0: float, t1: float, state: torch.Tensor) -> torch.Tensor:
-        return self._increment(t0, t1, state, False)
-
     def step_with_error(self, t0: float, t1: float, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         start = next((entry for entry in self._known if self._same(entry[0], state)), None) or [state, None]
         self._known = [start]
@@ -107,9 +100,6 @@ class _Stepper:
         if self.tableau.fsal:
             self._known.append([out, self._last])
         return out, err
-
-    def solution(self, state: torch.Tensor) -> torch.Tensor:
-        return state
 
 
 class CoreAdjoint(OwnBackwardMethod):
